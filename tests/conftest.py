@@ -1,0 +1,177 @@
+"""Fixtures with real parts: a Redis server, a SQL database, worker processes, receivers.
+
+The database is a SQLite file unless TEST_DATABASE_URL points elsewhere
+(CI re-runs the suite with PostgreSQL). The schema is built once per session
+by the real migrations; each test starts from empty tables and an empty Redis.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from tests.support.forward_proxy import ForwardProxy
+from tests.support.processes import descendants, kill_tree
+from tests.support.receiver import Receiver
+from tests.support.waiting import wait_until
+from webapp.embedded_redis import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("attempt", "message", "event", "endpoint", "api_token", '"user"')
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'webhooks.db'}"
+
+
+@pytest.fixture(scope="session")
+def base_env(redis_server, database_url, tmp_path_factory):
+    """The environment shared by the app under test and every worker process it starts."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_server.url,
+        "SECRET_KEY": "test-secret-key",
+        "WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "WEBHOOKS_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1",
+        "WEBHOOKS_RETRY_INTERVAL": "0.3",
+        "WEBHOOKS_SWEEP_INTERVAL": "0.5",
+        "WEBHOOKS_LEASE_MARGIN": "1",
+        "WEBHOOKS_JOB_BUDGET": "5",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    with create_app().app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def app(base_env, redis_server):
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        for table in TABLES:
+            db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+        from redis import Redis
+
+        Redis.from_url(redis_server.url).flushall()
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def forward_proxy():
+    with ForwardProxy() as proxy:
+        yield proxy
+
+
+class WorkerProcess:
+    """``python worker.py`` as a child process, with the test environment."""
+
+    def __init__(self, env: dict, extra_args: list[str], log_path: Path):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py"), "--log-level", "WARNING", *extra_args],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.process.wait()
+        finally:
+            self.log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the worker, its work-horse and its scheduler: no cleanup of any kind."""
+        kill_tree(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def work_horses(self) -> list[int]:
+        return descendants(self.process.pid)
+
+
+@pytest.fixture
+def start_worker(app, base_env, tmp_path, redis_server):
+    """Start worker processes; they are stopped at the end of the test."""
+    from redis import Redis
+    from rq import Worker
+
+    started: list[WorkerProcess] = []
+    connection = Redis.from_url(redis_server.url)
+
+    def start(*args: str, env: dict | None = None, wait: bool = True) -> WorkerProcess:
+        before = {w.name for w in Worker.all(connection=connection)}
+        worker = WorkerProcess({**base_env, **(env or {})}, list(args), tmp_path / f"worker{len(started)}.log")
+        started.append(worker)
+        if wait and "--burst" not in args:
+            wait_until(
+                lambda: {w.name for w in Worker.all(connection=connection)} - before
+                or worker.process.poll() is not None,
+                timeout=30, message="worker did not register with Redis",
+            )
+            assert worker.process.poll() is None, worker.output()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

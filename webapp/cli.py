@@ -1,0 +1,96 @@
+"""Flask commands: run-all, create-user, create-token, sweep, purge, rotate-key."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from .errors import InvalidInput
+from .extensions import db
+
+
+def register(app: Flask) -> None:
+    for command in (run_all, create_user, create_token, sweep, purge, rotate_key):
+        app.cli.add_command(command)
+
+
+@click.command("run-all")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)), show_default="$PORT or 5000")
+def run_all(port: int) -> None:
+    """Migrate, then run Redis (embedded unless REDIS_URL), a worker and the web app."""
+    from . import PROJECT_ROOT
+    from .supervisor import Supervisor
+    from .users import count, create_user as make_user
+
+    upgrade(directory=str(PROJECT_ROOT / "migrations"))
+    if count() == 0:
+        password = secrets.token_urlsafe(12)
+        make_user("admin@example.com", password)
+        click.echo(f"First operator created: admin@example.com / {password}  (shown once; keep it)")
+    db.session.remove()
+    db.engine.dispose()  # children open their own connections
+    code = Supervisor(PROJECT_ROOT, Path(current_app.instance_path), port).run(click.echo)
+    raise SystemExit(code)
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user(email: str, password: str) -> None:
+    """Create an operator who can log in to the web UI."""
+    from .users import create_user as make_user
+
+    try:
+        user = make_user(email, password)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    click.echo(f"Operator {user.email} created.")
+
+
+@click.command("create-token")
+@click.argument("name")
+def create_token(name: str) -> None:
+    """Create an API token; it is printed once, as the last line."""
+    from .tokens import create_token as make_token
+
+    token = make_token(name)
+    click.echo(f"API token {name!r} created. Send it as 'Authorization: Bearer <token>':")
+    click.echo(token)
+
+
+@click.command("sweep")
+def sweep() -> None:
+    """Recover lost claims and re-enqueue due messages now."""
+    from .delivery.sweep import sweep as run_sweep
+
+    report = run_sweep()
+    click.echo(f"recovered {report.recovered} claims, kicked {report.kicked} endpoints")
+
+
+@click.command("purge")
+@click.option("--days", type=int, default=None, help="retention in days (default WEBHOOKS_RETENTION_DAYS)")
+def purge(days: int | None) -> None:
+    """Delete log entries older than the retention period."""
+    from .retention import purge as run_purge
+
+    report = run_purge(days if days is not None else current_app.config["WEBHOOKS_RETENTION_DAYS"])
+    click.echo(f"deleted {report.messages} messages, {report.attempts} attempts, {report.events} events")
+
+
+@click.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored secret with the first key of WEBHOOKS_ENCRYPTION_KEY."""
+    from .crypto import secret_box
+    from .models import Endpoint
+
+    box = secret_box()
+    endpoints = db.session.scalars(select(Endpoint).where(Endpoint.auth_secret_encrypted.is_not(None))).all()
+    for endpoint in endpoints:
+        endpoint.auth_secret_encrypted = box.rotate(endpoint.auth_secret_encrypted)
+    db.session.commit()
+    click.echo(f"re-encrypted {len(endpoints)} secrets with the current key")

@@ -1,0 +1,92 @@
+"""Settings and their defaults, read from the environment.
+
+Every variable is documented in the README. The embedded default needs none of
+them: SQLite and generated keys live under ``instance/``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+DEFAULT_ACTIONS = (
+    "opt_in",
+    "opt_out",
+    "profile_update",
+    "checkout",
+    "points_added",
+    "points_spent",
+    "reward_claimed",
+    "coupon_redeemed",
+    "tier_change",
+    "referral",
+)
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_number(name: str, default: float, cast=float):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return cast(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {value!r}") from None
+
+
+def read_or_create_secret(path: Path, make) -> str:
+    """A key generated once and kept in instance/, for the embedded default only."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def database_uri(instance_path: Path) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{instance_path / 'webhooks.db'}"
+    # Plain postgresql:// URLs should use psycopg 3, the driver we ship.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(instance_path: Path) -> dict:
+    """The app's configuration; tests pass overrides to create_app()."""
+    catalogue = os.environ.get("WEBHOOKS_ACTIONS")
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY")
+        or read_or_create_secret(instance_path / "secret_key", lambda: secrets.token_hex(32)),
+        "SQLALCHEMY_DATABASE_URI": database_uri(instance_path),
+        "REDIS_URL": os.environ.get("REDIS_URL"),
+        "WEBHOOKS_ENCRYPTION_KEY": os.environ.get("WEBHOOKS_ENCRYPTION_KEY")
+        or read_or_create_secret(instance_path / "encryption_key", lambda: Fernet.generate_key().decode()),
+        "WEBHOOKS_PROXY_URL": os.environ.get("WEBHOOKS_PROXY_URL") or None,
+        "WEBHOOKS_MAX_ATTEMPTS": env_number("WEBHOOKS_MAX_ATTEMPTS", 5, int),
+        "WEBHOOKS_RETRY_INTERVAL": env_number("WEBHOOKS_RETRY_INTERVAL", 10.0),
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": env_flag("WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
+        "WEBHOOKS_QUEUE": os.environ.get("WEBHOOKS_QUEUE", "webhooks"),
+        "WEBHOOKS_SWEEP_INTERVAL": env_number("WEBHOOKS_SWEEP_INTERVAL", 5.0),
+        "WEBHOOKS_LEASE_MARGIN": env_number("WEBHOOKS_LEASE_MARGIN", 30.0),
+        "WEBHOOKS_JOB_BUDGET": env_number("WEBHOOKS_JOB_BUDGET", 10.0),
+        "WEBHOOKS_RETENTION_DAYS": env_number("WEBHOOKS_RETENTION_DAYS", 90, int),
+        "WEBHOOKS_RESPONSE_BODY_LIMIT": env_number("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, int),
+        "WEBHOOKS_MAX_EVENT_BYTES": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int),
+        "WEBHOOKS_ACTIONS": tuple(a.strip() for a in catalogue.split(",") if a.strip())
+        if catalogue
+        else DEFAULT_ACTIONS,
+        "MAX_CONTENT_LENGTH": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int) + 4096,
+    }

@@ -1,0 +1,1 @@
+"""Delivery engine: claim due messages, send them, record the outcome."""

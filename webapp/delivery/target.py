@@ -1,0 +1,52 @@
+"""A snapshot of one endpoint's delivery settings, secret decrypted, for one job."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..crypto import secret_box
+from ..models import Endpoint
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint_id: int
+    url: str
+    timeout: float
+    content_type: str
+    proxy_url: str | None
+    queue_batches: bool
+    threads: int
+    auth_type: str = "none"
+    username: str = ""
+    secret: str = ""
+    region: str = ""
+    service: str = ""
+    access_key_id: str = ""
+    algo_prefix: str = "AWS4"
+    vendor_key: str = "Amz"
+    filename_format: str = ""
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Endpoint, proxy_url: str | None) -> "Target":
+        secret = secret_box().decrypt(endpoint.auth_secret_encrypted) if endpoint.auth_secret_encrypted else ""
+        return cls(
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            timeout=float(endpoint.timeout or 1),
+            content_type=endpoint.content_type,
+            proxy_url=proxy_url if endpoint.use_proxy else None,
+            queue_batches=endpoint.queue_batches,
+            threads=endpoint.threads if endpoint.queue_batches else 1,
+            auth_type=endpoint.auth_type or "none",
+            username=endpoint.auth_username or "",
+            secret=secret,
+            region=endpoint.auth_region or "",
+            service=endpoint.auth_service or "",
+            access_key_id=endpoint.auth_access_key_id or "",
+            algo_prefix=endpoint.auth_algo_prefix or "AWS4",
+            vendor_key=endpoint.auth_vendor_key or "Amz",
+            filename_format=endpoint.auth_filename_format or "",
+        )
+
+    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
+        return f"Target(endpoint_id={self.endpoint_id}, url={self.url!r}, auth_type={self.auth_type!r})"

@@ -1,0 +1,115 @@
+"""emit(): the one way events enter, whether from Python, an RQ job or the API.
+
+One transaction writes the event and a queued message per endpoint that
+selected its action; only after the commit are the endpoints' delivery jobs
+kicked. If Redis is down the kick is skipped and the sweep delivers later:
+the database already holds everything.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from flask import current_app
+
+from .delivery import dispatch
+from .errors import InvalidInput
+from .extensions import db
+from .models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
+
+ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+MAX_ACTION_LENGTH = 100
+MAX_CUSTOMER_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class EventInput:
+    action: str
+    customer: str
+    data_json: str
+
+
+def validate_event(action: Any, customer: Any, data: Any, max_bytes: int) -> EventInput:
+    if not isinstance(action, str):
+        raise InvalidInput("action", f"must be a string, got {type(action).__name__}")
+    if not action.strip():
+        raise InvalidInput("action", "must not be empty")
+    if len(action) > MAX_ACTION_LENGTH or not ACTION_PATTERN.fullmatch(action):
+        raise InvalidInput(
+            "action",
+            f"must be 1-{MAX_ACTION_LENGTH} characters of letters, digits, '_', '.', ':' or '-'",
+        )
+    if not isinstance(customer, str):
+        raise InvalidInput("customer", f"must be a string, got {type(customer).__name__}")
+    if not customer.strip():
+        raise InvalidInput("customer", "must not be empty")
+    if len(customer) > MAX_CUSTOMER_LENGTH:
+        raise InvalidInput("customer", f"must be at most {MAX_CUSTOMER_LENGTH} characters")
+    if not isinstance(data, dict):
+        raise InvalidInput("data", f"must be a JSON object, got {type(data).__name__}")
+    try:
+        data_json = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("data", f"is not JSON-serialisable ({exc})") from None
+    if any(not isinstance(key, str) for key in _all_keys(data)):
+        raise InvalidInput("data", "object keys must be strings")
+    size = len(data_json.encode())
+    if size > max_bytes:
+        raise InvalidInput("data", f"is {size} bytes, over the limit of {max_bytes} bytes")
+    return EventInput(action, customer, data_json)
+
+
+def _all_keys(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _all_keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _all_keys(inner)
+
+
+def emit(action: str, customer: str, data: dict) -> Event:
+    """Record one customer action; returns the Event (its messages in ``event.messages``)."""
+    return emit_many([(action, customer, data)])[0]
+
+
+def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[Event]:
+    """Record many actions in one transaction (all or nothing)."""
+    max_bytes = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"]
+    inputs = [validate_event(a, c, d, max_bytes) for a, c, d in items]
+    endpoints = active_endpoints()
+    now = utcnow()
+    events, messages = [], []
+    for item in inputs:
+        event = Event(
+            id=new_event_id(), action=item.action, customer=item.customer,
+            data_json=item.data_json, created_at=now,
+        )
+        event.messages = [
+            Message(
+                event_id=event.id, endpoint_id=endpoint.id, action=item.action,
+                customer=item.customer, status=QUEUED, attempts=0,
+                created_at=now, next_attempt_at=now,
+            )
+            for endpoint in endpoints
+            if endpoint.wants(item.action)
+        ]
+        events.append(event)
+        messages.extend(event.messages)
+    db.session.add_all(events)
+    db.session.add_all(messages)
+    db.session.commit()
+    dispatch.kick({m.endpoint_id for m in messages})
+    return events
+
+
+def active_endpoints() -> list[Endpoint]:
+    return list(
+        db.session.scalars(
+            db.select(Endpoint).where(Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None))
+        )
+    )
+

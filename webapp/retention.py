@@ -1,0 +1,48 @@
+"""Retention: delete log entries older than ``WEBHOOKS_RETENTION_DAYS``, in small batches.
+
+Each batch is its own short transaction, so the tables are never locked for long.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, select
+
+from .extensions import db
+from .models import Attempt, Event, Message, utcnow
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    messages: int
+    attempts: int
+    events: int
+
+
+def purge(older_than_days: int, batch_size: int = 1000) -> PurgeReport:
+    cutoff = utcnow() - dt.timedelta(days=older_than_days)
+    messages = attempts = events = 0
+    while True:
+        ids = db.session.scalars(
+            select(Message.id).where(Message.created_at < cutoff).order_by(Message.id).limit(batch_size)
+        ).all()
+        if not ids:
+            break
+        attempts += db.session.execute(delete(Attempt).where(Attempt.message_id.in_(ids))).rowcount
+        db.session.execute(
+            Message.__table__.update().where(Message.resend_of_id.in_(ids)).values(resend_of_id=None)
+        )
+        messages += db.session.execute(delete(Message).where(Message.id.in_(ids))).rowcount
+        db.session.commit()
+    while True:
+        orphans = db.session.scalars(
+            select(Event.id)
+            .where(Event.created_at < cutoff, ~exists().where(Message.event_id == Event.id))
+            .limit(batch_size)
+        ).all()
+        if not orphans:
+            break
+        events += db.session.execute(delete(Event).where(Event.id.in_(orphans))).rowcount
+        db.session.commit()
+    return PurgeReport(messages=messages, attempts=attempts, events=events)

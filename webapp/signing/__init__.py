@@ -1,0 +1,1 @@
+"""Request signing for outgoing webhook messages (AWS SigV4 and its Escher generalisation)."""

@@ -1,0 +1,37 @@
+"""Operator accounts: passwords hashed with scrypt (werkzeug)."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import InvalidInput
+from .extensions import db
+from .models import User
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def create_user(email: str, password: str) -> User:
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 255:
+        raise InvalidInput("email", "must be an e-mail address")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    if db.session.scalar(select(User).where(User.email == email)):
+        raise InvalidInput("email", f"an operator {email} already exists")
+    user = User(email=email, password_hash=generate_password_hash(password))
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def verify(email: str, password: str) -> User | None:
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        check_password_hash(generate_password_hash("x"), password or "")  # same cost either way
+        return None
+    return user if check_password_hash(user.password_hash, password or "") else None
+
+
+def count() -> int:
+    return db.session.scalar(select(func.count()).select_from(User)) or 0

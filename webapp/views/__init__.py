@@ -1,0 +1,1 @@
+"""Blueprints, one per screen: shell (home), api (JSON, token auth)."""

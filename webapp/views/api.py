@@ -1,0 +1,181 @@
+"""JSON API under /api/v1, authenticated by ``Authorization: Bearer <token>``.
+
+Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status; nothing is
+created when a request is rejected.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import HTTPException
+
+from .. import endpoints as endpoint_service
+from ..errors import InvalidInput
+from ..events import emit
+from ..extensions import db
+from ..forms import SECRET_FIELDS, EndpointForm
+from ..models import Endpoint, Message
+from ..tokens import find_token
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+EVENT_FIELDS = {"action", "customer", "data"}
+BOOLEAN_FIELDS = {"enabled", "use_proxy", "queue_batches"}
+ENDPOINT_FIELDS = BOOLEAN_FIELDS | {
+    "name", "url", "timeout", "content_type", "actions", "threads", "auth_type", "username",
+    "password", "region", "service", "access_key_id", "secret_key", "algo_prefix", "vendor_key",
+    "filename_format",
+}
+
+
+def error(status: int, message: str, field: str | None = None):
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+@bp.errorhandler(InvalidInput)
+def invalid_input(exc: InvalidInput):
+    return error(400, f"{exc.field}: {exc.problem}", exc.field)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    return error(exc.code or 500, exc.description or exc.name)
+
+
+@bp.before_request
+def require_token():
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return error(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+    if find_token(token.strip()) is None:
+        return error(401, "invalid or revoked API token")
+
+
+def json_object(allowed: set[str]) -> dict:
+    if request.content_length is not None and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
+        abort(413, f"request body is over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes")
+    if not request.is_json:
+        abort(415, "send the body as JSON with 'Content-Type: application/json'")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput("body", "is not valid JSON")
+    if not isinstance(body, dict):
+        raise InvalidInput("body", f"must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field; allowed fields: {', '.join(sorted(allowed))}")
+    return body
+
+
+@bp.post("/events")
+def post_event():
+    body = json_object(EVENT_FIELDS)
+    for field in ("action", "customer", "data"):
+        if field not in body:
+            raise InvalidInput(field, "is required")
+    event = emit(body["action"], body["customer"], body["data"])
+    return jsonify({"event_id": event.id, "message_ids": [m.id for m in event.messages]}), 202
+
+
+@bp.get("/messages/<int:message_id>")
+def get_message(message_id: int):
+    message = db.session.get(Message, message_id)
+    if message is None:
+        abort(404, f"message {message_id} not found")
+    return jsonify(
+        {
+            "id": message.id,
+            "event_id": message.event_id,
+            "endpoint_id": message.endpoint_id,
+            "action": message.action,
+            "customer": message.customer,
+            "status": message.status,
+            "attempts": message.attempts,
+            "response_code": message.response_code,
+            "created_at": message.created_at.isoformat() + "Z",
+            "next_attempt_at": message.next_attempt_at.isoformat() + "Z" if message.next_attempt_at else None,
+            "resend_of": message.resend_of_id,
+        }
+    )
+
+
+@bp.get("/endpoints")
+def list_endpoints():
+    found = db.session.scalars(db.select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id))
+    return jsonify([endpoint_service.describe(e) for e in found])
+
+
+@bp.post("/endpoints")
+def create_endpoint():
+    body = json_object(ENDPOINT_FIELDS)
+    endpoint = save(Endpoint(), body, defaults=defaults_for_new())
+    return jsonify(endpoint_service.describe(endpoint)), 201
+
+
+@bp.get("/endpoints/<int:endpoint_id>")
+def get_endpoint(endpoint_id: int):
+    return jsonify(endpoint_service.describe(live_endpoint(endpoint_id)))
+
+
+@bp.patch("/endpoints/<int:endpoint_id>")
+def update_endpoint(endpoint_id: int):
+    endpoint = live_endpoint(endpoint_id)
+    body = json_object(ENDPOINT_FIELDS)
+    save(endpoint, body, defaults=endpoint_service.form_data(endpoint))
+    return jsonify(endpoint_service.describe(endpoint))
+
+
+@bp.delete("/endpoints/<int:endpoint_id>")
+def delete_endpoint(endpoint_id: int):
+    endpoint_service.delete(live_endpoint(endpoint_id))
+    return "", 204
+
+
+def live_endpoint(endpoint_id: int) -> Endpoint:
+    endpoint = db.session.get(Endpoint, endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None:
+        abort(404, f"endpoint {endpoint_id} not found")
+    return endpoint
+
+
+def defaults_for_new() -> dict:
+    return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none",
+            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": ""}
+
+
+def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
+    """Validate the merged values with the settings form; 400 naming the first bad field."""
+    values = {**defaults, **body}
+    formdata = ImmutableMultiDict(
+        [(key, item) for key, value in values.items() for item in as_form_values(key, value)]
+    )
+    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=endpoint.has_secret)
+    if not form.validate():
+        field, message = form.first_error()
+        raise InvalidInput(field, message)
+    endpoint_service.apply_form(endpoint, form)
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint
+
+
+def as_form_values(key: str, value) -> list:
+    if key == "actions":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidInput("actions", "must be a list of action names")
+        return value
+    if key in BOOLEAN_FIELDS:
+        if not isinstance(value, bool):
+            raise InvalidInput(key, f"must be true or false, got {value!r}")
+        return ["y"] if value else []
+    if key == "threads" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidInput(key, f"must be a whole number, got {value!r}")
+    if isinstance(value, (dict, list)):
+        raise InvalidInput(key, f"must be a single value, got {type(value).__name__}")
+    if value is None:
+        return [] if key not in SECRET_FIELDS else [""]
+    return [str(value)]
