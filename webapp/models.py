@@ -23,6 +23,10 @@ STATUSES = (QUEUED, RESENT, FAILED, DONE)
 PENDING_STATUSES = (QUEUED, RESENT)
 
 
+def response_class(code: int | None) -> int | None:
+    return None if code is None else code // 100
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -103,6 +107,8 @@ class Message(db.Model):
     status: Mapped[str] = mapped_column(String(10), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     response_code: Mapped[int | None] = mapped_column(Integer)
+    # response_code // 100 (2 for 2xx ...), so the log's class filters use an index.
+    response_class: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # Due time of the next attempt; NULL once the message is final.
@@ -137,9 +143,18 @@ class Message(db.Model):
         Index("ix_message_customer_id", "customer", "id"),
         Index("ix_message_endpoint_id_id", "endpoint_id", "id"),
         Index("ix_message_response_code_id", "response_code", "id"),
+        Index("ix_message_response_class_id", "response_class", "id"),
         Index("ix_message_created_at", "created_at"),
         Index("ix_message_event_id", "event_id"),
         Index("ix_message_resend_of_id", "resend_of_id"),
+        # At most one resend of a message in flight: repeated clicks and bulk resends stay idempotent.
+        Index(
+            "uq_message_pending_resend",
+            "resend_of_id",
+            unique=True,
+            sqlite_where=text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"),
+            postgresql_where=text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"),
+        ),
     )
 
     @property

@@ -82,6 +82,7 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('response_code', sa.Integer(), nullable=True),
+    sa.Column('response_class', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_attempt_at', sa.DateTime(), nullable=True),
     sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
@@ -103,8 +104,10 @@ def upgrade():
         batch_op.create_index('ix_message_event_id', ['event_id'], unique=False)
         batch_op.create_index('ix_message_leased', ['lease_until'], unique=False, sqlite_where=sa.text('lease_owner IS NOT NULL'), postgresql_where=sa.text('lease_owner IS NOT NULL'))
         batch_op.create_index('ix_message_resend_of_id', ['resend_of_id'], unique=False)
+        batch_op.create_index('ix_message_response_class_id', ['response_class', 'id'], unique=False)
         batch_op.create_index('ix_message_response_code_id', ['response_code', 'id'], unique=False)
         batch_op.create_index('ix_message_status_id', ['status', 'id'], unique=False)
+        batch_op.create_index('uq_message_pending_resend', ['resend_of_id'], unique=True, sqlite_where=sa.text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"), postgresql_where=sa.text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"))
 
     op.create_table('attempt',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -137,8 +140,10 @@ def downgrade():
 
     op.drop_table('attempt')
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('uq_message_pending_resend', sqlite_where=sa.text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"), postgresql_where=sa.text("resend_of_id IS NOT NULL AND status IN ('queued', 'resent')"))
         batch_op.drop_index('ix_message_status_id')
         batch_op.drop_index('ix_message_response_code_id')
+        batch_op.drop_index('ix_message_response_class_id')
         batch_op.drop_index('ix_message_resend_of_id')
         batch_op.drop_index('ix_message_leased', sqlite_where=sa.text('lease_owner IS NOT NULL'), postgresql_where=sa.text('lease_owner IS NOT NULL'))
         batch_op.drop_index('ix_message_event_id')

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from ..extensions import db
-from ..models import DONE, FAILED, PENDING_STATUSES, RESENT, Attempt, Endpoint, Event, Message, utcnow
+from ..models import DONE, FAILED, PENDING_STATUSES, RESENT, Attempt, Endpoint, Event, Message, response_class, utcnow
 from .outgoing import MessageContent
 from .send import Outcome
 
@@ -97,6 +97,7 @@ def record_outcomes(
                 "b_owner": owner,
                 "status": status,
                 "response_code": outcome.response_code,
+                "response_class": response_class(outcome.response_code),
                 "last_attempt_at": outcome.started_at,
                 "next_attempt_at": next_at,
             }
@@ -108,6 +109,7 @@ def record_outcomes(
         .values(
             status=bindparam("status"),
             response_code=bindparam("response_code"),
+            response_class=bindparam("response_class"),
             last_attempt_at=bindparam("last_attempt_at"),
             next_attempt_at=bindparam("next_attempt_at"),
             lease_owner=None,
@@ -157,6 +159,7 @@ def recover_expired_leases(policy: RetryPolicy, limit: int = 500) -> int:
                 lease_owner=None,
                 lease_until=None,
                 response_code=None,
+                response_class=None,
                 last_attempt_at=lease_until,
                 next_attempt_at=now if status == RESENT else None,
             )

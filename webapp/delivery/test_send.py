@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import insert
 
 from ..extensions import db
-from ..models import DONE, FAILED, Attempt, Endpoint, Event, Message, new_event_id, utcnow
+from ..models import DONE, FAILED, Attempt, Endpoint, Event, Message, new_event_id, response_class, utcnow
 from .claims import attempt_row
 from .outgoing import MessageContent, build_request
 from .send import Outcome, new_session, send
@@ -57,6 +57,7 @@ def send_test(endpoint: Endpoint, action: str) -> TestResult:
             session.close()
     message.status = DONE if outcome.succeeded else FAILED
     message.response_code = outcome.response_code
+    message.response_class = response_class(outcome.response_code)
     message.last_attempt_at = outcome.started_at
     db.session.execute(insert(Attempt), [attempt_row(message.id, 1, outcome)])
     db.session.commit()

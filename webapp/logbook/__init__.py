@@ -1,0 +1,1 @@
+"""The webhook log: filters and keyset pages, resend, export."""

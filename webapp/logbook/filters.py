@@ -1,0 +1,136 @@
+"""Log filters from the query string, applied as indexed conditions, and keyset pages.
+
+Every filter has an index ending in ``id`` (see models.Message), and pages are
+``id < cursor ORDER BY id DESC LIMIT n``: the cost of a page does not grow with
+how deep it is. A date range is also turned into an id range, so the range and
+any other filter are served by one index together.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass, replace
+
+from sqlalchemy import Select, func, select
+
+from ..errors import InvalidInput
+from ..extensions import db
+from ..models import STATUSES, Message
+
+PAGE_SIZE = 50
+CODE_PATTERN = re.compile(r"[1-5]\d\d|[1-5]xx|none")
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    code: str = ""          # "404", "2xx", "4xx", "5xx" or "none" (no response at all)
+    status: str = ""
+    action: str = ""
+    customer: str = ""
+    endpoint: int | None = None
+    created_from: dt.date | None = None   # inclusive, UTC days
+    created_to: dt.date | None = None     # inclusive
+
+    @classmethod
+    def from_args(cls, args) -> "LogFilter":
+        code = (args.get("code") or "").strip().lower()
+        if code and not CODE_PATTERN.fullmatch(code):
+            raise InvalidInput("code", "must be a status code like 404, a class like 5xx, or none")
+        status = (args.get("status") or "").strip().lower()
+        if status and status not in STATUSES:
+            raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+        return cls(
+            code=code,
+            status=status,
+            action=(args.get("action") or "").strip(),
+            customer=(args.get("customer") or "").strip(),
+            endpoint=_int_or_none(args.get("endpoint"), "endpoint"),
+            created_from=_date_or_none(args.get("created_from"), "created_from"),
+            created_to=_date_or_none(args.get("created_to"), "created_to"),
+        )
+
+    def to_args(self) -> dict[str, str]:
+        """Only the filters in use, as query-string values."""
+        return {k: str(v) for k, v in asdict(self).items() if v not in ("", None)}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.to_args())
+
+    def without(self, name: str) -> "LogFilter":
+        return replace(self, **{name: LogFilter.__dataclass_fields__[name].default})
+
+
+def _int_or_none(value, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(field, "must be a number") from None
+
+
+def _date_or_none(value, field: str) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, "must be a date like 2026-11-29") from None
+
+
+def apply(query: Select, log_filter: LogFilter) -> Select:
+    f = log_filter
+    if f.code == "none":
+        query = query.where(Message.response_class.is_(None))
+    elif f.code.endswith("xx"):
+        query = query.where(Message.response_class == int(f.code[0]))
+    elif f.code:
+        query = query.where(Message.response_code == int(f.code))
+    if f.status:
+        query = query.where(Message.status == f.status)
+    if f.action:
+        query = query.where(Message.action == f.action)
+    if f.customer:
+        query = query.where(Message.customer == f.customer)
+    if f.endpoint is not None:
+        query = query.where(Message.endpoint_id == f.endpoint)
+    if f.created_from:
+        start = dt.datetime.combine(f.created_from, dt.time())
+        query = query.where(Message.created_at >= start, Message.id >= _first_id_from(start))
+    if f.created_to:
+        end = dt.datetime.combine(f.created_to + dt.timedelta(days=1), dt.time())
+        query = query.where(Message.created_at < end, Message.id <= _last_id_before(end))
+    return query
+
+
+def _first_id_from(moment: dt.datetime) -> int:
+    found = db.session.scalar(select(func.min(Message.id)).where(Message.created_at >= moment))
+    return found if found is not None else 2**62
+
+
+def _last_id_before(moment: dt.datetime) -> int:
+    found = db.session.scalar(select(func.max(Message.id)).where(Message.created_at < moment))
+    return found if found is not None else 0
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    next_cursor: int | None
+
+
+def page(log_filter: LogFilter, before: int | None = None, size: int = PAGE_SIZE) -> Page:
+    query = apply(select(Message), log_filter).order_by(Message.id.desc()).limit(size + 1)
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(messages=rows, next_cursor=rows[-1].id if more else None)
+
+
+def count_failed(log_filter: LogFilter) -> int:
+    from .resend import resendable
+
+    return db.session.scalar(select(func.count()).select_from(resendable(log_filter).subquery())) or 0

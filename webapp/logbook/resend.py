@@ -1,0 +1,102 @@
+"""Resend: the same event again, as a new log entry linked to the message it repeats.
+
+The new message keeps the event, so the receiver sees the same ``Webhook-Id``.
+A unique index allows one resend in flight per message, which makes repeated
+clicks and repeated bulk resends idempotent.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Select, exists, insert, literal, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from ..delivery import dispatch
+from ..extensions import db
+from ..models import FAILED, PENDING_STATUSES, QUEUED, Message, utcnow
+from .filters import LogFilter, apply
+
+BULK_BATCH = 500
+
+
+def resend(message: Message) -> Message:
+    """Queue a copy of ``message``; if one is already in flight, return that one."""
+    return queue_resend(message) or pending_resend_of(message.id)
+
+
+def queue_resend(message: Message) -> Message | None:
+    """A new queued copy of ``message``, or None when a resend of it is already in flight."""
+    now = utcnow()
+    copy = Message(
+        event_id=message.event_id, endpoint_id=message.endpoint_id, action=message.action,
+        customer=message.customer, status=QUEUED, attempts=0, created_at=now,
+        next_attempt_at=now, resend_of_id=message.id,
+    )
+    db.session.add(copy)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if has_pending_resend(message.id):
+            return None
+        raise
+    dispatch.kick([copy.endpoint_id])
+    return copy
+
+
+def has_pending_resend(message_id: int) -> bool:
+    return db.session.scalar(
+        select(exists().where(Message.resend_of_id == message_id, Message.status.in_(PENDING_STATUSES)))
+    )
+
+
+def pending_resend_of(message_id: int) -> Message:
+    return db.session.scalars(
+        select(Message).where(Message.resend_of_id == message_id, Message.status.in_(PENDING_STATUSES))
+    ).one()
+
+
+def resendable(log_filter: LogFilter) -> Select:
+    """Failed messages in the filter that nothing has resent yet (the newest of each chain)."""
+    later = aliased(Message)
+    query = select(Message.id).where(
+        Message.status == FAILED,
+        Message.is_test.is_(False),
+        ~exists().where(later.resend_of_id == Message.id),
+    )
+    return apply(query, log_filter.without("status"))
+
+
+def bulk_resend(log_filter: LogFilter) -> int:
+    """Resend every failed message matching the filter; returns how many were queued."""
+    now = utcnow()
+    queued, endpoints, after = 0, set(), 0
+    while True:
+        ids = list(db.session.scalars(
+            resendable(log_filter).where(Message.id > after).order_by(Message.id).limit(BULK_BATCH)
+        ))
+        if not ids:
+            break
+        after = ids[-1]
+        source = select(
+            Message.event_id, Message.endpoint_id, Message.action, Message.customer,
+            literal(QUEUED), literal(0), literal(now), literal(now), Message.id, literal(False),
+        ).where(Message.id.in_(ids))
+        columns = ["event_id", "endpoint_id", "action", "customer", "status", "attempts",
+                   "created_at", "next_attempt_at", "resend_of_id", "is_test"]
+        try:
+            created = db.session.execute(
+                insert(Message).from_select(columns, source).returning(Message.endpoint_id)
+            ).scalars().all()
+            db.session.commit()
+        except IntegrityError:
+            # Someone else resent some of these meanwhile: skip them one by one.
+            db.session.rollback()
+            for message in list(db.session.scalars(select(Message).where(Message.id.in_(ids)))):
+                if queue_resend(message) is not None:
+                    queued += 1
+                    endpoints.add(message.endpoint_id)
+            continue
+        queued += len(created)
+        endpoints.update(created)
+    dispatch.kick(endpoints)
+    return queued
