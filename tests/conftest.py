@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from tests.support.forward_proxy import ForwardProxy
-from tests.support.processes import descendants, kill_tree
+from tests.support.processes import kill_session
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
 from webapp.embedded_redis import EmbeddedRedis
@@ -143,25 +143,24 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the worker, its work-horse and its scheduler: no cleanup of any kind."""
-        kill_tree(self.process.pid, signal.SIGKILL)
+        kill_session(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
-    def work_horses(self) -> list[int]:
-        return descendants(self.process.pid)
 
 
 @pytest.fixture
-def start_worker(app, base_env, tmp_path, redis_server):
+def start_worker(app, base_env, tmp_path):
     """Start worker processes; they are stopped at the end of the test."""
     from redis import Redis
     from rq import Worker
 
     started: list[WorkerProcess] = []
-    connection = Redis.from_url(redis_server.url)
 
     def start(*args: str, env: dict | None = None, wait: bool = True) -> WorkerProcess:
+        env = {**base_env, **(env or {})}
+        connection = Redis.from_url(env["REDIS_URL"])
         before = {w.name for w in Worker.all(connection=connection)}
-        worker = WorkerProcess({**base_env, **(env or {})}, list(args), tmp_path / f"worker{len(started)}.log")
+        worker = WorkerProcess(env, list(args), tmp_path / f"worker{len(started)}.log")
         started.append(worker)
         if wait and "--burst" not in args:
             wait_until(

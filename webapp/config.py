@@ -89,4 +89,10 @@ def load_config(instance_path: Path) -> dict:
         if catalogue
         else DEFAULT_ACTIONS,
         "MAX_CONTENT_LENGTH": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int) + 4096,
+        # The web UI (see webapp/web_security.py and webapp/auth.py).
+        "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE"),
+        "WEBHOOKS_LOGIN_RATE_LIMIT": os.environ.get("WEBHOOKS_LOGIN_RATE_LIMIT") or "5/minute",
+        # Login attempts are counted in Redis when there is one, so every web process shares them.
+        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
+        "RATELIMIT_ENABLED": True,
     }

@@ -58,11 +58,23 @@ class TimeoutField(StringField):
 
 
 class EndpointForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=100)], default="Webhook endpoint")
-    enabled = BooleanField("Enabled", default=True)
-    use_proxy = BooleanField("Use static-IP proxy")
-    url = StringField("Endpoint URL", validators=[DataRequired(message="is required")])
-    timeout = TimeoutField("Timeout (s)")
+    name = StringField("Name", validators=[Optional(), Length(max=100)], default="Webhook endpoint",
+                       description="Shown in the endpoint list and the log.")
+    enabled = BooleanField("Enabled", default=True,
+                           description="A disabled endpoint gets no new messages; queued ones wait until it is enabled.")
+    use_proxy = BooleanField(
+        "Use static-IP proxy",
+        description="Ticked: every request goes through the installation's proxy, from one static IP address. "
+        "Unticked: sent directly (various IP addresses may be used).",
+    )
+    url = StringField("Endpoint URL", validators=[DataRequired(message="is required")],
+                      description="The external endpoint your developers set up: an absolute http:// or https:// URL.",
+                      render_kw={"placeholder": "https://example.com/webhooks", "inputmode": "url",
+                                 "autocomplete": "off", "spellcheck": "false"})
+    timeout = TimeoutField("Timeout (s)",
+                           description="How long to wait for a response before the attempt counts as failed. "
+                           "Blank = 1 second; 60 at most.",
+                           render_kw={"inputmode": "numeric", "placeholder": "1", "autocomplete": "off"})
     content_type = SelectField(
         "Content type",
         choices=[
@@ -70,23 +82,39 @@ class EndpointForm(FlaskForm):
             SelectChoice(FORM, "URL-encoded (application/x-www-form-urlencoded)"),
         ],
         default=JSON,
+        description="How the message body is encoded for your developers.",
     )
-    actions = SelectMultipleField("Actions")
-    queue_batches = BooleanField("Queue batches")
+    actions = SelectMultipleField("Actions", description="Only the selected customer actions create webhook messages.")
+    queue_batches = BooleanField(
+        "Queue batches",
+        description="Deliver in parallel in several threads. Off: one message at a time, in the order they were created.",
+    )
     threads = IntegerField(
         "Threads", default=8,
         validators=[Optional(), NumberRange(1, 64, message="must be between 1 and 64")],
+        description="Parallel threads when queue batches is on: 1 to 64.",
+        render_kw={"type": "text", "inputmode": "numeric", "autocomplete": "off"},
     )
-    auth_type = SelectField("Authentication", choices=[SelectChoice(t, AUTH_LABELS[t]) for t in AUTH_TYPES], default="none")
-    username = StringField("Username", validators=[Length(max=255)])
-    password = PasswordField("Password", validators=[Length(max=1024)])
-    region = StringField("Region", validators=[Length(max=64)])
-    service = StringField("Service", validators=[Length(max=64)])
-    access_key_id = StringField("Access Key ID", validators=[Length(max=255)])
-    secret_key = PasswordField("Access Key Secret", validators=[Length(max=1024)])
-    algo_prefix = StringField("Algorithm prefix", default="AWS4", validators=[Length(max=32)])
-    vendor_key = StringField("Vendor key", default="Amz", validators=[Length(max=32)])
-    filename_format = StringField("Filename format", validators=[Length(max=512)])
+    auth_type = SelectField("Authentication", choices=[SelectChoice(t, AUTH_LABELS[t]) for t in AUTH_TYPES], default="none",
+                            description="An authentication header lets the receiver check that a message comes from us.")
+    username = StringField("Username", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    password = PasswordField("Password", validators=[Length(max=1024)], render_kw={"autocomplete": "new-password"})
+    region = StringField("Region", validators=[Length(max=64)], render_kw={"placeholder": "eu-west-1", "autocomplete": "off"})
+    service = StringField("Service", validators=[Length(max=64)], render_kw={"autocomplete": "off"})
+    access_key_id = StringField("Access Key ID", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    secret_key = PasswordField("Access Key Secret", validators=[Length(max=1024)],
+                               render_kw={"autocomplete": "new-password"})
+    algo_prefix = StringField("Algorithm prefix", default="AWS4", validators=[Length(max=32)],
+                              description="AWS4 for AWS; another prefix (for example EMS) for Escher-style signatures.")
+    vendor_key = StringField("Vendor key", default="Amz", validators=[Length(max=32)],
+                             description="Amz for AWS. Another vendor key V sends X-V-Date and the signature in X-V-Auth.")
+    filename_format = StringField(
+        "Filename format", validators=[Length(max=512)],
+        description="The object key of each message. Placeholders: {action}, {customer}, {event_id}, "
+        "{message_id}, {date} or {date:%Y/%m/%d}, {ext}.",
+        render_kw={"placeholder": "webhooks/{date:%Y/%m/%d}/{event_id}.{ext}", "autocomplete": "off",
+                   "spellcheck": "false"},
+    )
 
     def __init__(self, *args, has_secret: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+import requests
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -40,15 +41,22 @@ def with_basic(target: "Target", request: OutgoingRequest) -> OutgoingRequest:
                            secret_headers=frozenset({"authorization"}))
 
 
+def wire_url(url: str) -> str:
+    """The URL exactly as requests sends it: IDNA host, path and query re-quoted
+    (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""
+    return requests.Request("GET", url).prepare().url
+
+
 def with_sigv4(target: "Target", request: OutgoingRequest, now: dt.datetime) -> OutgoingRequest:
+    url = wire_url(request.url)
     added = sigv4.sign(
-        request.method, request.url, request.headers, request.body,
+        request.method, url, request.headers, request.body,
         access_key_id=target.access_key_id, secret_key=target.secret, region=target.region,
         service=target.service, algo_prefix=target.algo_prefix, vendor_key=target.vendor_key,
         now=now.replace(tzinfo=dt.timezone.utc),
     )
     auth_header = "authorization" if target.vendor_key.lower() == "amz" else f"x-{target.vendor_key.lower()}-auth"
-    return OutgoingRequest(request.method, request.url, request.headers + added, request.body,
+    return OutgoingRequest(request.method, url, request.headers + added, request.body,
                            secret_headers=frozenset({auth_header}))
 
 
@@ -59,7 +67,7 @@ def as_s3_put(target: "Target", request: OutgoingRequest, content: "MessageConte
         event_id=content.event_id, message_id=content.message_id, created_at=content.created_at,
         ext="json" if target.content_type == JSON else "txt",
     )
-    url = s3.object_url(target.url, key)
+    url = wire_url(s3.object_url(target.url, key))
     aws_request = AWSRequest(method="PUT", url=url, data=request.body, headers=dict(request.headers))
     aws_request.headers["x-amz-meta-webhook-id"] = content.event_id
     credentials = Credentials(target.access_key_id, target.secret)

@@ -1,18 +1,27 @@
-"""The UI shell: the home page and a health check."""
-from flask import Blueprint, jsonify, render_template
+"""The UI shell: the home address, the top navigation's links, and a health check."""
+from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 
 from ..extensions import db
 
 bp = Blueprint("shell", __name__)
 
+# Top navigation: (label, view). A tab whose screen is not installed is not shown.
+TABS = (("Settings", "settings.index"), ("Log", "log.index"))
+
 
 @bp.get("/")
 def home():
-    return render_template("shell/home.html")
+    return redirect(url_for("settings.index"))
 
 
 @bp.get("/healthz")
 def healthz():
     db.session.execute(text("SELECT 1"))
     return jsonify({"status": "ok"})
+
+
+@bp.app_context_processor
+def navigation():
+    tabs = [(label, view) for label, view in TABS if view in current_app.view_functions]
+    return {"nav_tabs": tabs}

@@ -1,0 +1,1 @@
+"""Benchmarks that print their figures as ``name value unit`` lines."""

@@ -1,0 +1,62 @@
+"""Log in and out. Operators are created with ``flask --app webapp create-user EMAIL``."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired
+
+from .. import users
+from ..auth import Operator, limiter, login_rate_limit
+
+bp = Blueprint("login", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address.")],
+                       render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Password", validators=[DataRequired(message="Enter your password.")],
+                             render_kw={"autocomplete": "current-password"})
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_rate_limit, methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(next_page())
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        user = users.verify(form.email.data, form.password.data)
+        if user is not None:
+            session.clear()  # a fresh session (and CSRF token) for the logged-in operator
+            login_user(Operator(user))
+            return redirect(next_page())
+        failed = True
+    return render_template("login/login.html", form=form, failed=failed)
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("login.login"))
+
+
+@bp.errorhandler(429)
+def too_many_attempts(_error):
+    message = "Too many login attempts from your address. Wait a minute, then try again."
+    return render_template("login/login.html", form=LoginForm(), rate_limited=message), 429
+
+
+def next_page() -> str:
+    """Where to go after logging in: a path on this site only, never another host."""
+    target = request.args.get("next", "")
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or parts.scheme or parts.netloc:
+        return url_for("settings.index")
+    return target

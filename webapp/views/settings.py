@@ -1,0 +1,213 @@
+"""The Settings screen: endpoints (list, add, edit, enable/disable, delete) and the Test button.
+
+With one endpoint the screen is the legacy single settings page: /settings goes
+straight to it (or to the new-endpoint form when there is none yet).
+HTMX requests get one block of the page's template back, never a whole page.
+"""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from jinja2_fragments.flask import render_block
+from sqlalchemy import func, select
+
+from .. import endpoints as endpoint_service
+from ..delivery.test_send import send_test
+from ..extensions import db
+from ..forms import AUTH_FIELDS, SECRET_FIELDS, EndpointForm
+from ..models import PENDING_STATUSES, Endpoint, Message, utcnow
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+LIST_TEMPLATE = "settings/index.html"
+EDIT_TEMPLATE = "settings/edit.html"
+# The seed's order of the authentication fields; each type shows its own subset.
+AUTH_FIELD_ORDER = (
+    "username", "password", "region", "service", "access_key_id", "secret_key",
+    "algo_prefix", "vendor_key", "filename_format",
+)
+
+
+@bp.get("/")
+def index():
+    endpoints = live_endpoints()
+    if not endpoints:
+        return redirect(url_for(".new"))
+    if len(endpoints) == 1:
+        return redirect(url_for(".edit", endpoint_id=endpoints[0].id))
+    return render_template(LIST_TEMPLATE, endpoints=endpoints)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    form = EndpointForm()
+    if form.validate_on_submit():
+        endpoint = endpoint_service.apply_form(Endpoint(), form)
+        db.session.add(endpoint)
+        db.session.commit()
+        flash(f"Endpoint “{endpoint.name}” created. Press Test to send it a sample message.", "success")
+        return redirect(url_for(".edit", endpoint_id=endpoint.id))
+    return render_edit(None, form)
+
+
+@bp.route("/<int:endpoint_id>", methods=["GET", "POST"])
+def edit(endpoint_id: int):
+    endpoint = live_endpoint(endpoint_id)
+    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    form.has_secret = secret_fits(endpoint, form.auth_type.data)
+    if form.validate_on_submit():
+        endpoint_service.apply_form(endpoint, form)
+        db.session.commit()
+        flash("Settings saved.", "success")
+        return redirect(url_for(".edit", endpoint_id=endpoint.id))
+    return render_edit(endpoint, form)
+
+
+@bp.post("/<int:endpoint_id>/toggle")
+def toggle(endpoint_id: int):
+    endpoint = live_endpoint(endpoint_id)
+    endpoint.enabled = not endpoint.enabled
+    endpoint.updated_at = utcnow()
+    db.session.commit()
+    if is_htmx():
+        return render_block(LIST_TEMPLATE, "endpoint_row", endpoint=endpoint)
+    state = "enabled" if endpoint.enabled else "disabled"
+    flash(f"Endpoint “{endpoint.name}” {state}.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/<int:endpoint_id>/delete", methods=["GET", "POST"])
+def delete(endpoint_id: int):
+    endpoint = live_endpoint(endpoint_id)
+    if request.method == "POST":
+        cancelled = endpoint_service.delete(endpoint)
+        note = f" {cancelled} queued message(s) were marked failed." if cancelled else ""
+        flash(f"Endpoint “{endpoint.name}” deleted. Its log entries stay in the Log.{note}", "success")
+        return redirect(url_for(".index"))
+    return render_template("settings/delete.html", endpoint=endpoint, **message_counts(endpoint))
+
+
+@bp.get("/new/auth-fields", defaults={"endpoint_id": None})
+@bp.get("/<int:endpoint_id>/auth-fields")
+def auth_fields(endpoint_id: int | None):
+    """The authentication inputs for the chosen type, keeping what was typed (secrets stay in the browser)."""
+    endpoint = live_endpoint(endpoint_id) if endpoint_id is not None else None
+    form = EndpointForm(formdata=request.args, meta={"csrf": False})
+    if form.auth_type.data == "aws-s3" and not (form.service.data or "").strip():
+        form.service.data = "s3"
+    return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
+
+
+@bp.post("/<int:endpoint_id>/test")
+def test(endpoint_id: int):
+    """Send one sample message with the saved settings and show the request and response."""
+    endpoint = live_endpoint(endpoint_id)
+    action = request.form.get("action", "")
+    if action not in current_app.config["WEBHOOKS_ACTIONS"]:
+        return render_test(endpoint, action, problem=f"Choose an action from the catalogue (got “{action}”).")
+    try:
+        result = send_test(endpoint, action)
+    except ValueError as exc:  # the stored secret cannot be decrypted with the current key
+        db.session.rollback()
+        return render_test(endpoint, action, problem=f"The test could not be sent: {exc}.")
+    return render_test(endpoint, action, result=result)
+
+
+# Rendering
+
+
+def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: str | None = None,
+                result=None, problem: str | None = None):
+    page = render_template(
+        EDIT_TEMPLATE,
+        endpoint=endpoint,
+        endpoint_count=len(live_endpoints()),
+        proxy_configured=bool(current_app.config.get("WEBHOOKS_PROXY_URL")),
+        test_actions=current_app.config["WEBHOOKS_ACTIONS"],
+        test_action=test_action or default_test_action(endpoint),
+        result=result,
+        problem=problem,
+        **auth_context(endpoint, form),
+    )
+    return page, 422 if form.errors else 200
+
+
+def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | None = None):
+    status = 422 if problem else 200
+    if is_htmx():
+        return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem), status
+    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    page, _ = render_edit(endpoint, form, test_action=action, result=result, problem=problem)
+    return page, status
+
+
+def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
+    required, secret = AUTH_FIELDS.get(form.auth_type.data, AUTH_FIELDS["none"])
+    typed_secret = request.method == "POST" and any(request.form.get(name) for name in SECRET_FIELDS)
+    return {
+        "form": form,
+        "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
+        "auth_field_order": AUTH_FIELD_ORDER,
+        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret],
+        "secret_fields": SECRET_FIELDS,
+        "stored_secret": stored_secret_field(endpoint),
+        # Secrets never come back from the server: after a failed save the operator types them again.
+        "retype_secret": typed_secret and bool(form.errors),
+    }
+
+
+def is_htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+# Queries and small rules
+
+
+def live_endpoints() -> list[Endpoint]:
+    return list(db.session.scalars(select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id)))
+
+
+def live_endpoint(endpoint_id: int) -> Endpoint:
+    endpoint = db.session.get(Endpoint, endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None:
+        abort(404)
+    return endpoint
+
+
+def message_counts(endpoint: Endpoint) -> dict:
+    count = select(func.count()).select_from(Message).where(Message.endpoint_id == endpoint.id)
+    return {
+        "logged": db.session.scalar(count) or 0,
+        "pending": db.session.scalar(count.where(Message.status.in_(PENDING_STATUSES))) or 0,
+    }
+
+
+def stored_secret_field(endpoint: Endpoint | None) -> str | None:
+    """The secret input ("password" or "secret_key") that the stored secret belongs to."""
+    if endpoint is None or not endpoint.has_secret:
+        return None
+    return AUTH_FIELDS.get(endpoint.auth_type, AUTH_FIELDS["none"])[1]
+
+
+def secret_fits(endpoint: Endpoint, auth_type: str) -> bool:
+    """Whether a blank secret may keep the stored one: a Basic password is no AWS secret key."""
+    stored = stored_secret_field(endpoint)
+    return stored is not None and stored == AUTH_FIELDS.get(auth_type, AUTH_FIELDS["none"])[1]
+
+
+def default_test_action(endpoint: Endpoint | None) -> str | None:
+    catalogue = current_app.config["WEBHOOKS_ACTIONS"]
+    chosen = [a for a in (endpoint.actions if endpoint else []) if a in catalogue]
+    return (chosen or list(catalogue) or [None])[0]
+
+
+@bp.app_template_filter("pretty_body")
+def pretty_body(body: str) -> str:
+    """JSON bodies indented for reading; anything else as it was sent."""
+    if not body or body.lstrip()[:1] not in ("{", "["):
+        return body
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
