@@ -9,8 +9,8 @@ is a 403 from the server, not an assertion about our own output.
 from __future__ import annotations
 
 import base64
-import hashlib
 import dataclasses
+import hashlib
 import json
 import re
 import uuid

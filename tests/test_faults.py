@@ -192,3 +192,42 @@ def test_sigterm_mid_batch_lets_the_requests_in_flight_finish(app, start_worker)
         assert [r.status for r in receiver.requests] == [200] * 4, "the requests in flight were answered"
         for event in events:
             assert reload_message(event.messages[0].id).status == DONE
+
+
+def test_database_unreachable_during_the_status_write_fails_the_job_loudly_and_loses_nothing(
+    app, base_env, redis_server, start_worker
+):
+    """SQLite: the write lock is held past the worker's busy timeout. PostgreSQL: the
+    worker's connection is terminated while its write waits. Either way the write fails."""
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+    from sqlalchemy import text
+
+    blocker = WriteBlocker(base_env["DATABASE_URL"])
+    postgres = blocker.engine.dialect.name == "postgresql"
+
+    def answer_then_block_writes(request):
+        if blocker.connection is None:
+            blocker.hold()
+        return 200, {}, b"ok"
+
+    with Receiver(handler=answer_then_block_writes) as receiver:
+        make_endpoint(receiver.url, timeout=2)
+        start_worker(env={"WEBHOOKS_SQLITE_BUSY_TIMEOUT_MS": "300"})
+        [event] = emit_many([("checkout", "c1", {})])
+        receiver.wait_for(1)
+        if postgres:
+            with blocker.engine.connect() as admin:
+                waiting = wait_until(lambda: admin.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )).scalars().all(), message="the worker's write is waiting")
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting[0]})
+        failed = FailedJobRegistry("webhooks", connection=Redis.from_url(redis_server.url))
+        job_id = wait_until(lambda: failed.get_job_ids(), timeout=20, message="the job failed")[0]
+        blocker.release()
+
+        exc_text = Job.fetch(job_id, connection=Redis.from_url(redis_server.url)).latest_result().exc_string
+        assert "OperationalError" in exc_text, exc_text
+        message = final(event.messages[0].id, timeout=30)
+        assert message.status == DONE and message.attempts == 2
+        assert receiver.wait_for(2)[1].header("Webhook-Id") == event.id

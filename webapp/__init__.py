@@ -28,11 +28,16 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
-    from . import cli
-    from .views import api, shell
+    from . import auth, cli, web_security
+    from .views import api, login, settings, shell
 
+    web_security.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(shell.bp)
+    app.register_blueprint(login.bp)
+    app.register_blueprint(settings.bp)
     app.register_blueprint(api.bp)
+    web_security.exempt(api.bp)  # bearer tokens, not cookies
     cli.register(app)
     return app
 
@@ -44,7 +49,8 @@ def _tune_sqlite(dbapi_connection, _record):
         return
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    busy_ms = int(os.environ.get("WEBHOOKS_SQLITE_BUSY_TIMEOUT_MS", "30000"))
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -5,6 +5,7 @@ The Test button and every real delivery go through ``authenticate``: one signing
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import TYPE_CHECKING
 
 import requests
@@ -41,6 +42,7 @@ def with_basic(target: "Target", request: OutgoingRequest) -> OutgoingRequest:
                            secret_headers=frozenset({"authorization"}))
 
 
+@functools.lru_cache(maxsize=4096)
 def wire_url(url: str) -> str:
     """The URL exactly as requests sends it: IDNA host, path and query re-quoted
     (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""

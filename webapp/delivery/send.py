@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,7 +49,8 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.response_code is not None and 200 <= self.response_code < 300
+        """A 2xx answer, received whole within the timeout."""
+        return self.error is None and self.response_code is not None and 200 <= self.response_code < 300
 
 
 def new_session(pool_size: int, *, guard: bool) -> requests.Session:
@@ -104,9 +108,11 @@ def send(
         )
         outcome.response_code = response.status_code
         outcome.response_headers = list(response.headers.items())
-        read_capped(response, outcome, body_limit, deadline=start + timeout)
+        read_capped(response, outcome, body_limit, started=start, timeout=timeout)
+        if outcome.error is None and not outcome.succeeded:
+            outcome.error = describe_status(response)
     except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never a crash
-        outcome.error = describe_error(exc, timeout)
+        outcome.error = describe_error(exc, timeout, request.url)
     finally:
         if response is not None:
             response.close()
@@ -114,44 +120,61 @@ def send(
     return outcome
 
 
-def read_capped(response: requests.Response, outcome: Outcome, limit: int, deadline: float) -> None:
-    """Keep at most ``limit`` bytes, and stop reading a body that trickles past the timeout."""
+def read_capped(response: requests.Response, outcome: Outcome, limit: int, started: float, timeout: float) -> None:
+    """Keep at most ``limit`` bytes; a body still arriving at the timeout fails the attempt."""
+    deadline = started + timeout
     chunks, size = [], 0
     for chunk in response.iter_content(chunk_size=16 * 1024):
         chunks.append(chunk)
         size += len(chunk)
-        if size > limit or time.monotonic() > deadline:
+        if size > limit:
             outcome.response_truncated = True
+            break
+        if time.monotonic() > deadline:
+            outcome.response_truncated = True
+            outcome.error = f"timeout: response body still arriving after {timeout:g} s"
             break
     body = b"".join(chunks)[:limit]
     outcome.response_body = body.decode(response.encoding or "utf-8", errors="replace")
 
 
-def describe_error(exc: BaseException, timeout: float) -> str:
+def describe_status(response: requests.Response) -> str:
+    """Why a response that arrived still counts as unsuccessful."""
+    text = f"receiver answered {response.status_code} {response.reason or ''}".rstrip()
+    if 300 <= response.status_code < 400:
+        location = response.headers.get("Location", "")
+        return f"{text}; redirects are not followed" + (f" (Location: {location[:200]})" if location else "")
+    retry_after = response.headers.get("Retry-After")
+    return f"{text} (Retry-After: {retry_after[:50]})" if retry_after else text
+
+
+def describe_error(exc: BaseException, timeout: float, url: str = "") -> str:
     """A short, exact description of why an attempt got no usable response."""
     chain = list(_causes(exc))
+    innermost = chain[-1]
     for cause in chain:
         if isinstance(cause, ForbiddenTarget):
             return str(cause)
-    text = " ".join(str(c) for c in chain)
+        if isinstance(cause, socket.gaierror):
+            host = urlsplit(url).hostname or "the host"
+            return f"DNS lookup failed for {host}: {cause.strerror or cause}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS error: certificate verify failed: {cause.verify_message or cause.reason}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return f"timeout: could not connect within {timeout:g} s"
-    if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
+    if isinstance(exc, requests.exceptions.Timeout):
         return f"timeout: no response within {timeout:g} s"
     if isinstance(exc, requests.exceptions.ProxyError):
-        return f"proxy error: {_last_line(text)}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error: {_last_line(text)}"
-    if "Name or service not known" in text or "NameResolutionError" in text or "nodename nor servname" in text \
-            or "Temporary failure in name resolution" in text or "No address associated" in text:
-        return f"DNS lookup failed: {_last_line(text)}"
-    if "Connection refused" in text:
-        return "connection refused"
+        return f"proxy error: {_message(innermost)}"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"connection broken while reading the response: {_last_line(text)}"
+        return f"connection broken while reading the response: {_message(innermost)}"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return f"connection error: {_last_line(text)}"
-    return f"{type(exc).__name__}: {exc}"
+        return f"connection error: {_message(innermost)}"
+    return f"{type(exc).__name__}: {_message(exc)}"
 
 
 def _causes(exc: BaseException):
@@ -168,5 +191,6 @@ def _causes(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
-def _last_line(text: str) -> str:
-    return text.strip().splitlines()[-1][:300] if text.strip() else "unknown"
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[-1][:300]

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from .. import endpoints as endpoint_service
 from ..delivery.test_send import send_test
 from ..extensions import db
-from ..forms import AUTH_FIELDS, SECRET_FIELDS, EndpointForm
+from ..forms import ALL_ACTIONS, AUTH_FIELDS, AUTH_LABELS, SECRET_FIELDS, EndpointForm, action_label
 from ..models import PENDING_STATUSES, Endpoint, Message, utcnow
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -29,7 +29,7 @@ AUTH_FIELD_ORDER = (
 )
 
 
-@bp.get("/")
+@bp.get("")
 def index():
     endpoints = live_endpoints()
     if not endpoints:
@@ -144,7 +144,6 @@ def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | 
 
 def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
     required, secret = AUTH_FIELDS.get(form.auth_type.data, AUTH_FIELDS["none"])
-    typed_secret = request.method == "POST" and any(request.form.get(name) for name in SECRET_FIELDS)
     return {
         "form": form,
         "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
@@ -153,7 +152,7 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         "secret_fields": SECRET_FIELDS,
         "stored_secret": stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
-        "retype_secret": typed_secret and bool(form.errors),
+        "retype_secrets": [name for name in SECRET_FIELDS if form.errors and request.form.get(name)],
     }
 
 
@@ -200,6 +199,14 @@ def default_test_action(endpoint: Endpoint | None) -> str | None:
     catalogue = current_app.config["WEBHOOKS_ACTIONS"]
     chosen = [a for a in (endpoint.actions if endpoint else []) if a in catalogue]
     return (chosen or list(catalogue) or [None])[0]
+
+
+@bp.context_processor
+def labels() -> dict:
+    return {"auth_labels": AUTH_LABELS, "all_actions": ALL_ACTIONS}
+
+
+bp.add_app_template_filter(action_label, "action_label")
 
 
 @bp.app_template_filter("pretty_body")
