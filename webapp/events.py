@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from flask import current_app
+from sqlalchemy import insert
+from sqlalchemy.orm import selectinload
 
 from .delivery import dispatch
 from .errors import InvalidInput
@@ -71,39 +73,64 @@ def _all_keys(value: Any) -> Iterable[Any]:
             yield from _all_keys(inner)
 
 
+@dataclass(frozen=True)
+class EmittedMessage:
+    id: int
+    endpoint_id: int
+
+
+@dataclass(frozen=True)
+class EmittedEvent:
+    """What emit_many() returns per event: its id and its messages' ids, cheaply."""
+
+    id: str
+    action: str
+    customer: str
+    messages: list[EmittedMessage]
+
+
 def emit(action: str, customer: str, data: dict) -> Event:
-    """Record one customer action; returns the Event (its messages in ``event.messages``)."""
-    return emit_many([(action, customer, data)])[0]
+    """Record one customer action; returns the Event (detached), its messages in ``event.messages``."""
+    [emitted] = emit_many([(action, customer, data)])
+    event = db.session.get(Event, emitted.id, options=[selectinload(Event.messages)])
+    for loaded in (event, *event.messages):
+        db.session.expunge(loaded)  # detached but loaded: usable after the session is gone
+    db.session.rollback()  # a read only: leave no transaction open
+    return event
 
 
-def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[Event]:
-    """Record many actions in one transaction (all or nothing)."""
+def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
+    """Record many actions in one transaction (all or nothing), with bulk INSERTs."""
     max_bytes = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"]
     inputs = [validate_event(a, c, d, max_bytes) for a, c, d in items]
-    endpoints = active_endpoints()
+    routes = [(endpoint.id, endpoint.ALL_ACTIONS in (wanted := set(endpoint.actions)), wanted)
+              for endpoint in active_endpoints()]
     now = utcnow()
-    events, messages = [], []
+    event_rows, message_rows = [], []
     for item in inputs:
-        event = Event(
-            id=new_event_id(), action=item.action, customer=item.customer,
-            data_json=item.data_json, created_at=now,
-        )
-        event.messages = [
-            Message(
-                event_id=event.id, endpoint_id=endpoint.id, action=item.action,
-                customer=item.customer, status=QUEUED, attempts=0,
-                created_at=now, next_attempt_at=now,
-            )
-            for endpoint in endpoints
-            if endpoint.wants(item.action)
-        ]
-        events.append(event)
-        messages.extend(event.messages)
-    db.session.add_all(events)
-    db.session.add_all(messages)
+        event_id = new_event_id()
+        event_rows.append({"id": event_id, "action": item.action, "customer": item.customer,
+                           "data_json": item.data_json, "created_at": now, "is_test": False})
+        for endpoint_id, wants_all, wanted in routes:
+            if wants_all or item.action in wanted:
+                message_rows.append({
+                    "event_id": event_id, "endpoint_id": endpoint_id, "action": item.action,
+                    "customer": item.customer, "status": QUEUED, "attempts": 0, "created_at": now,
+                    "next_attempt_at": now, "is_test": False,
+                })
+    if event_rows:
+        db.session.execute(insert(Event), event_rows)
+    message_ids = []
+    if message_rows:
+        message_ids = db.session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True), message_rows
+        ).all()
     db.session.commit()
-    dispatch.kick({m.endpoint_id for m in messages})
-    return events
+    dispatch.kick({row["endpoint_id"] for row in message_rows})
+    by_event: dict[str, list[EmittedMessage]] = {row["id"]: [] for row in event_rows}
+    for row, message_id in zip(message_rows, message_ids):
+        by_event[row["event_id"]].append(EmittedMessage(message_id, row["endpoint_id"]))
+    return [EmittedEvent(row["id"], row["action"], row["customer"], by_event[row["id"]]) for row in event_rows]
 
 
 def active_endpoints() -> list[Endpoint]:

@@ -5,17 +5,15 @@ The Test button and every real delivery go through ``authenticate``: one signing
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import TYPE_CHECKING
 
-import requests
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from ..signing import basic, s3, sigv4
 from .payload import JSON
-from .send import OutgoingRequest
+from .send import OutgoingRequest, wire_url
 
 if TYPE_CHECKING:
     from .outgoing import MessageContent
@@ -40,13 +38,6 @@ def with_basic(target: "Target", request: OutgoingRequest) -> OutgoingRequest:
     header = ("Authorization", basic.authorization(target.username, target.secret))
     return OutgoingRequest(request.method, request.url, request.headers + [header], request.body,
                            secret_headers=frozenset({"authorization"}))
-
-
-@functools.lru_cache(maxsize=4096)
-def wire_url(url: str) -> str:
-    """The URL exactly as requests sends it: IDNA host, path and query re-quoted
-    (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""
-    return requests.Request("GET", url).prepare().url
 
 
 def with_sigv4(target: "Target", request: OutgoingRequest, now: dt.datetime) -> OutgoingRequest:

@@ -30,14 +30,15 @@ ENDPOINT_FIELDS = BOOLEAN_FIELDS | {
 
 def error(status: int, message: str, field: str | None = None):
     body = {"error": message}
-    if field:
+    if field is not None:
         body["field"] = field
     return jsonify(body), status
 
 
 @bp.errorhandler(InvalidInput)
 def invalid_input(exc: InvalidInput):
-    return error(400, f"{exc.field}: {exc.problem}", exc.field)
+    shown = exc.field or '""'  # an empty JSON key still needs a visible name
+    return error(400, f"{shown}: {exc.problem}", exc.field)
 
 
 @bp.errorhandler(HTTPException)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -32,7 +32,7 @@ def login():
     if form.validate_on_submit():
         user = users.verify(form.email.data, form.password.data)
         if user is not None:
-            session.clear()  # a fresh session (and CSRF token) for the logged-in operator
+            fresh_session()
             login_user(Operator(user))
             return redirect(next_page())
         failed = True
@@ -42,7 +42,7 @@ def login():
 @bp.post("/logout")
 def logout():
     logout_user()
-    session.clear()
+    fresh_session()
     flash("You are logged out.", "info")
     return redirect(url_for("login.login"))
 
@@ -51,6 +51,12 @@ def logout():
 def too_many_attempts(_error):
     message = "Too many login attempts from your address. Wait a minute, then try again."
     return render_template("login/login.html", form=LoginForm(), rate_limited=message), 429
+
+
+def fresh_session() -> None:
+    """A new session, hence a new CSRF token; the token cached for this request belonged to the old one."""
+    session.clear()
+    g.pop("csrf_token", None)
 
 
 def next_page() -> str:

@@ -1,0 +1,206 @@
+"""Operator login: sessions, the login rate limit, CSRF, security headers and cookie flags."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from redis import Redis
+
+from tests.support.factories import make_endpoint
+from tests.support.web import PASSWORD, Operator, csrf_token, login
+from webapp.config import load_config
+from webapp.extensions import db
+from webapp.models import Endpoint
+from webapp.tokens import create_token
+
+pytestmark = pytest.mark.db
+
+PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz"}
+
+
+@pytest.fixture
+def operator(client):
+    return Operator(client).create()
+
+
+def ui_routes(app):
+    """Every route of the app but the public ones and the token-authenticated API, with sample arguments."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("api."):
+            continue
+        path = rule.rule
+        for argument in rule.arguments:
+            path = re.sub(rf"<(?:\w+:)?{argument}>", "1", path)
+        method = "GET" if "GET" in rule.methods else "POST"
+        yield rule.endpoint, method, path
+
+
+def test_every_ui_route_needs_a_session(app, client):
+    endpoint = make_endpoint("http://127.0.0.1:9/hook")
+    token = csrf_token(client.get("/login").get_data(as_text=True))  # an anonymous visitor may have one
+    routes = list(ui_routes(app))
+    assert {"settings.index", "settings.edit", "settings.toggle", "settings.test", "login.logout"} <= {
+        name for name, _, _ in routes}
+    for name, method, path in routes:
+        response = client.open(path, method=method, data={"csrf_token": token} if method == "POST" else None)
+        assert response.status_code == 302, f"{method} {path} ({name}) answered {response.status_code}"
+        assert response.headers["Location"].startswith("/login?next="), f"{method} {path} ({name})"
+    assert db.session.get(Endpoint, endpoint.id).enabled, "the toggle did not run"
+
+
+def test_htmx_request_without_session_is_sent_to_login_as_a_whole_page(client):
+    response = client.get("/settings/new/auth-fields?auth_type=basic", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login?next=")
+
+
+def test_public_routes_need_no_session(client):
+    assert client.get("/login").status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/static/app.css").status_code == 200
+
+
+def test_login_goes_to_the_page_asked_for(client, operator):
+    endpoint = make_endpoint("http://127.0.0.1:9/hook")
+    first = client.get(f"/settings/{endpoint.id}")
+    assert first.status_code == 302
+    token = csrf_token(client.get(first.headers["Location"]).get_data(as_text=True))
+    response = client.post(first.headers["Location"],
+                           data={"email": operator.email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == f"/settings/{endpoint.id}"
+    page = client.get(f"/settings/{endpoint.id}").get_data(as_text=True)
+    assert operator.email in page and "Log out" in page
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(client, operator, target):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", query_string={"next": target},
+                           data={"email": operator.email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/settings"
+
+
+@pytest.mark.parametrize("email, password", [("operator@example.com", "wrong password"), ("nobody@example.com", PASSWORD)])
+def test_wrong_email_or_password_is_refused(client, operator, email, password):
+    response = login(client, email, password)
+    assert response.status_code == 200
+    assert "Wrong e-mail or password." in response.get_data(as_text=True)
+    assert client.get("/settings").status_code == 302, "no session after a failed login"
+
+
+def test_email_is_matched_case_insensitively(client, operator):
+    assert login(client, "  Operator@Example.COM ", PASSWORD).status_code == 302
+
+
+def test_logout_ends_the_session(client, operator):
+    operator.login()
+    assert client.get("/settings/new").status_code == 200
+    assert client.get("/logout").status_code == 405, "logging out is a POST (CSRF-protected)"
+    response = operator.post("/logout")
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert "You are logged out." in client.get("/login").get_data(as_text=True)
+    assert client.get("/settings/new").status_code == 302
+
+
+def test_sixth_login_attempt_within_a_minute_is_refused_with_429(app, client, operator):
+    for attempt in range(5):
+        assert login(client, operator.email, "wrong password").status_code == 200, f"attempt {attempt + 1}"
+    response = login(client, operator.email, PASSWORD)  # even the right password
+    assert response.status_code == 429
+    assert "Too many login attempts" in response.get_data(as_text=True)
+    assert client.get("/settings").status_code == 302, "not logged in"
+    # Counted in the app's Redis, so every web process shares the count.
+    assert Redis.from_url(app.config["REDIS_URL"]).keys("LIMITS*")
+
+
+def test_rate_limit_storage_is_redis_when_configured_else_memory(monkeypatch, tmp_path):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    assert load_config(tmp_path)["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6399/0"
+    monkeypatch.delenv("REDIS_URL")
+    assert load_config(tmp_path)["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_create_user_command_makes_an_operator_who_can_log_in(app, client):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-user", "cli@example.com", "--password", "a long password"])
+    assert result.exit_code == 0, result.output
+    prompted = runner.invoke(args=["create-user", "prompted@example.com"], input="another password\nanother password\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert login(client, "cli@example.com", "a long password").status_code == 302
+
+
+# CSRF
+
+
+def test_post_without_csrf_token_is_rejected(client, operator):
+    operator.login()
+    response = client.post("/settings/new", data={"url": "http://127.0.0.1:9/hook", "actions": ["*"]})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count()).select_from(Endpoint)) == 0
+
+
+def test_login_form_needs_its_csrf_token_too(client, operator):
+    response = client.post("/login", data={"email": operator.email, "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_htmx_post_with_token_only_in_the_header_is_accepted(client, operator):
+    operator.login()
+    endpoint = make_endpoint("http://127.0.0.1:9/hook")
+    refused = client.post(f"/settings/{endpoint.id}/toggle", headers={"HX-Request": "true"})
+    assert refused.status_code == 400
+    accepted = operator.post(f"/settings/{endpoint.id}/toggle", htmx=True)
+    assert accepted.status_code == 200
+    assert db.session.get(Endpoint, endpoint.id).enabled is False
+
+
+def test_api_is_exempt_from_csrf_and_uses_bearer_tokens(client):
+    token = create_token("backend")
+    response = client.post("/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"},
+                           json={"url": "http://127.0.0.1:9/hook", "actions": ["*"]})
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+
+# Headers and cookies
+
+
+@pytest.mark.parametrize("path", ["/login", "/settings/new", "/static/app.css", "/healthz", "/api/v1/endpoints"])
+def test_security_headers_on_every_response(client, operator, path):
+    operator.login()
+    response = client.get(path)
+    csp = response.headers["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert directives["frame-ancestors"] == "'none'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_need_no_inline_script_or_style(client, operator):
+    operator.login()
+    make_endpoint("http://127.0.0.1:9/hook")
+    for path in ("/login", "/settings/new", "/settings"):
+        html = client.get(path, follow_redirects=True).get_data(as_text=True)
+        assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", html) == [], path
+        assert " style=" not in html and "<style" not in html, path
+        assert re.search(r'<meta name="htmx-config" content=\'[^\']*"includeIndicatorStyles": false', html), path
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(client, operator):
+    cookie = login(client, operator.email, PASSWORD).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie, "off by default: the embedded default serves plain http on 127.0.0.1"
+
+
+def test_session_cookie_secure_comes_from_the_environment(app, client, operator, monkeypatch, tmp_path):
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "1")
+    assert load_config(tmp_path)["SESSION_COOKIE_SECURE"] is True
+    app.config["SESSION_COOKIE_SECURE"] = True
+    https = {"base_url": "https://localhost", "headers": {"Referer": "https://localhost/login"}}
+    token = csrf_token(client.get("/login", **https).get_data(as_text=True))
+    response = client.post("/login", data={"email": operator.email, "password": PASSWORD, "csrf_token": token}, **https)
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
