@@ -33,43 +33,43 @@ class RetryPolicy:
         return FAILED if attempt_number >= self.max_attempts else RESENT
 
 
+MESSAGE = Message.__table__
+EVENT = Event.__table__
+ATTEMPT = Attempt.__table__
+
+
 def claim_due(endpoint_id: int, owner: str, limit: int, lease_seconds: float) -> list[MessageContent]:
-    """Lease up to ``limit`` due messages of one endpoint, oldest first."""
+    """Lease up to ``limit`` due messages of one endpoint, oldest first (Core: this is the hot path)."""
     now = utcnow()
     due = (
-        select(Message.id)
+        select(MESSAGE.c.id)
         .where(
-            Message.endpoint_id == endpoint_id,
-            Message.next_attempt_at <= now,
-            Message.lease_owner.is_(None),
-            Message.status.in_(PENDING_STATUSES),
+            MESSAGE.c.endpoint_id == endpoint_id,
+            MESSAGE.c.next_attempt_at <= now,
+            MESSAGE.c.lease_owner.is_(None),
+            MESSAGE.c.status.in_(PENDING_STATUSES),
         )
-        .order_by(Message.id)
+        .order_by(MESSAGE.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    claimed = db.session.execute(
-        update(Message)
-        .where(Message.id.in_(due.scalar_subquery()), Message.lease_owner.is_(None))
-        .values(
-            lease_owner=owner,
-            lease_until=now + dt.timedelta(seconds=lease_seconds),
-            attempts=Message.attempts + 1,
-        )
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
+    connection = db.session.connection()
+    claimed = connection.execute(
+        update(MESSAGE)
+        .where(MESSAGE.c.id.in_(due.scalar_subquery()), MESSAGE.c.lease_owner.is_(None))
+        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds),
+                attempts=MESSAGE.c.attempts + 1)
+        .returning(MESSAGE.c.id)
     ).scalars().all()
     db.session.commit()
     if not claimed:
         return []
-    rows = db.session.execute(
-        select(
-            Message.id, Message.attempts, Event.id, Event.action, Event.customer,
-            Event.created_at, Event.data_json,
-        )
-        .join(Event, Event.id == Message.event_id)
-        .where(Message.id.in_(claimed))
-        .order_by(Message.id)
+    rows = db.session.connection().execute(
+        select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
+               EVENT.c.created_at, EVENT.c.data)
+        .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
+        .where(MESSAGE.c.id.in_(claimed))
+        .order_by(MESSAGE.c.id)
     ).all()
     db.session.rollback()  # end the read transaction; nothing is held while sending
     return [MessageContent(*row) for row in rows]
@@ -91,30 +91,19 @@ def record_outcomes(
         next_at = retry_at if status == RESENT else None
         if next_at is not None:
             earliest = next_at
-        status_rows.append(
-            {
-                "b_id": content.message_id,
-                "b_owner": owner,
-                "status": status,
-                "response_code": outcome.response_code,
-                "response_class": response_class(outcome.response_code),
-                "last_attempt_at": outcome.started_at,
-                "next_attempt_at": next_at,
-            }
-        )
-    db.session.execute(insert(Attempt), attempt_rows)
-    db.session.connection().execute(
-        update(Message.__table__)
-        .where(Message.__table__.c.id == bindparam("b_id"), Message.__table__.c.lease_owner == bindparam("b_owner"))
-        .values(
-            status=bindparam("status"),
-            response_code=bindparam("response_code"),
-            response_class=bindparam("response_class"),
-            last_attempt_at=bindparam("last_attempt_at"),
-            next_attempt_at=bindparam("next_attempt_at"),
-            lease_owner=None,
-            lease_until=None,
-        ),
+        status_rows.append({
+            "b_id": content.message_id, "b_owner": owner, "status": status,
+            "response_code": outcome.response_code, "response_class": response_class(outcome.response_code),
+            "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
+        })
+    connection = db.session.connection()
+    connection.execute(insert(ATTEMPT), attempt_rows)
+    connection.execute(
+        update(MESSAGE)
+        .where(MESSAGE.c.id == bindparam("b_id"), MESSAGE.c.lease_owner == bindparam("b_owner"))
+        .values(status=bindparam("status"), response_code=bindparam("response_code"),
+                response_class=bindparam("response_class"), last_attempt_at=bindparam("last_attempt_at"),
+                next_attempt_at=bindparam("next_attempt_at"), lease_owner=None, lease_until=None),
         status_rows,
     )
     db.session.commit()
@@ -122,6 +111,7 @@ def record_outcomes(
 
 
 def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
+    """An attempt as a row for ``insert(ATTEMPT)`` (column names, not attribute names)."""
     return {
         "message_id": message_id,
         "number": number,
@@ -129,10 +119,10 @@ def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
         "duration_ms": outcome.duration_ms,
         "request_method": outcome.request_method,
         "request_url": outcome.request_url,
-        "request_headers_json": json.dumps(outcome.request_headers),
+        "request_headers": json.dumps(outcome.request_headers),
         "request_body": outcome.request_body,
         "response_code": outcome.response_code,
-        "response_headers_json": json.dumps(outcome.response_headers),
+        "response_headers": json.dumps(outcome.response_headers),
         "response_body": outcome.response_body,
         "response_truncated": outcome.response_truncated,
         "error": outcome.error,
@@ -166,15 +156,9 @@ def recover_expired_leases(policy: RetryPolicy, limit: int = 500) -> int:
             .execution_options(synchronize_session=False)
         ).rowcount
         if changed:
-            db.session.execute(
-                insert(Attempt),
-                [{
-                    "message_id": message_id, "number": attempts, "started_at": lease_until,
-                    "duration_ms": 0, "request_method": "POST", "request_url": "",
-                    "request_headers_json": "[]", "request_body": "", "response_headers_json": "[]",
-                    "response_body": "", "response_truncated": False, "error": LOST_ATTEMPT_ERROR,
-                }],
-            )
+            lost = Outcome(started_at=lease_until, duration_ms=0, request_method="POST", request_url="",
+                           request_headers=[], request_body="", error=LOST_ATTEMPT_ERROR)
+            db.session.execute(insert(ATTEMPT), [attempt_row(message_id, attempts, lost)])
             recovered += 1
     db.session.commit()
     return recovered

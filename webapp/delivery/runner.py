@@ -8,6 +8,7 @@ batch kicks one more job so other workers can join in.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,9 @@ from .target import Target
 
 log = logging.getLogger(__name__)
 
-SEQUENTIAL_BATCH = 10
-BATCHES_PER_THREAD = 4
+SEQUENTIAL_BATCH = 50
+BATCHES_PER_THREAD = 16
+MAX_BATCH = 256
 
 
 def retry_policy() -> RetryPolicy:
@@ -35,7 +37,7 @@ def retry_policy() -> RetryPolicy:
 
 
 def batch_size(target: Target) -> int:
-    return target.threads * BATCHES_PER_THREAD if target.queue_batches else SEQUENTIAL_BATCH
+    return min(target.threads * BATCHES_PER_THREAD, MAX_BATCH) if target.queue_batches else SEQUENTIAL_BATCH
 
 
 def lease_seconds(target: Target) -> float:
@@ -84,8 +86,7 @@ def drain(target: Target, owner: str, size: int, lease: float) -> int:
                 break
             if pool is not None and len(batch) == size:
                 dispatch.kick([target.endpoint_id])  # more waiting: let another worker join
-            send_one = lambda content: (content, attempt(session, target, content, config))  # noqa: E731
-            results = list(pool.map(send_one, batch)) if pool else [send_one(c) for c in batch]
+            results = send_batch(batch, pool, target.threads, lambda c: attempt(session, target, c, config))
             retry_at = claims.record_outcomes(owner, results, policy)
             if retry_at is not None:
                 dispatch.schedule_retry(target.endpoint_id, retry_at)
@@ -95,6 +96,30 @@ def drain(target: Target, owner: str, size: int, lease: float) -> int:
             pool.shutdown(wait=True)
         session.close()
     return sent
+
+
+def send_batch(batch: list[MessageContent], pool: ThreadPoolExecutor | None, threads: int, send_one):
+    """Send a batch: in order on this thread, or by ``threads`` threads pulling from one queue.
+
+    Each thread takes the next message when it is free (one task per thread,
+    not per message), so slow and fast requests balance out cheaply.
+    """
+    if pool is None:
+        return [(content, send_one(content)) for content in batch]
+    pending = iter(batch)
+    lock = threading.Lock()
+
+    def work() -> list:
+        done = []
+        while True:
+            with lock:
+                content = next(pending, None)
+            if content is None:
+                return done
+            done.append((content, send_one(content)))
+
+    futures = [pool.submit(work) for _ in range(min(threads, len(batch)))]
+    return [result for future in futures for result in future.result()]
 
 
 def attempt(session, target: Target, content: MessageContent, config) -> Outcome:

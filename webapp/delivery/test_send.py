@@ -59,6 +59,6 @@ def send_test(endpoint: Endpoint, action: str) -> TestResult:
     message.response_code = outcome.response_code
     message.response_class = response_class(outcome.response_code)
     message.last_attempt_at = outcome.started_at
-    db.session.execute(insert(Attempt), [attempt_row(message.id, 1, outcome)])
+    db.session.execute(insert(Attempt.__table__), [attempt_row(message.id, 1, outcome)])
     db.session.commit()
     return TestResult(message=message, outcome=outcome)
