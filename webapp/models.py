@@ -124,10 +124,12 @@ class Message(db.Model):
 
     __table_args__ = (
         # Claims and the sweep only look at pending messages: keep that index small.
+        # (endpoint_id, id) lets a claim walk one endpoint's pending messages oldest first
+        # and stop after LIMIT rows, however large the backlog.
         Index(
             "ix_message_due",
             "endpoint_id",
-            "next_attempt_at",
+            "id",
             sqlite_where=text("next_attempt_at IS NOT NULL"),
             postgresql_where=text("next_attempt_at IS NOT NULL"),
         ),

@@ -99,7 +99,7 @@ def upgrade():
         batch_op.create_index('ix_message_action_id', ['action', 'id'], unique=False)
         batch_op.create_index('ix_message_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_message_customer_id', ['customer', 'id'], unique=False)
-        batch_op.create_index('ix_message_due', ['endpoint_id', 'next_attempt_at'], unique=False, sqlite_where=sa.text('next_attempt_at IS NOT NULL'), postgresql_where=sa.text('next_attempt_at IS NOT NULL'))
+        batch_op.create_index('ix_message_due', ['endpoint_id', 'id'], unique=False, sqlite_where=sa.text('next_attempt_at IS NOT NULL'), postgresql_where=sa.text('next_attempt_at IS NOT NULL'))
         batch_op.create_index('ix_message_endpoint_id_id', ['endpoint_id', 'id'], unique=False)
         batch_op.create_index('ix_message_event_id', ['event_id'], unique=False)
         batch_op.create_index('ix_message_leased', ['lease_until'], unique=False, sqlite_where=sa.text('lease_owner IS NOT NULL'), postgresql_where=sa.text('lease_owner IS NOT NULL'))
