@@ -1,0 +1,518 @@
+"""The load soak of issue 6: many events, a flaky receiver, workers SIGKILLed mid-run.
+
+    python -m bench.soak [--events 100000] [--endpoints 4] [--fanout 1] [--workers 2]
+                         [--kills 2] [--database URL] [--max-minutes 30]
+
+Events are emitted with ``emit_many`` over several endpoints (queue batches on,
+16 threads, 1 s timeout) while a `SoakReceiver` on 127.0.0.1 answers 500 to a
+random 30 % of requests and stalls 1 % past the timeout without answering.
+All workers are SIGKILLed at about 1/3 and 2/3 of the way (counted in final
+messages) and started again. When every message is final the run is checked
+(see `check`) and its figures are printed one per line as ``name value unit``.
+Exit code 1 if a check fails or the run did not finish within ``--max-minutes``.
+
+The bench makes its own instance directory, Redis and (by default) SQLite
+file, and removes them afterwards unless the run failed. ``tests/test_soak.py``
+runs the same `run_soak` and `check` at a small size with the pytest fixtures.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import func, select, text
+
+from tests.support.soak_receiver import SoakReceiver, SoakStats
+from tests.support.waiting import wait_until
+from webapp.delivery.claims import LOST_ATTEMPT_ERROR
+from webapp.extensions import db
+from webapp.models import DONE, FAILED, Attempt, Endpoint, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# An attempt whose outcome the worker never learned: the receiver may have
+# answered 200 all the same (see `explain_unconfirmed`).
+UNKNOWN_OUTCOME_PREFIXES = (LOST_ATTEMPT_ERROR, "timeout:")
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    """How big the soak is and how hostile its receiver."""
+
+    events: int = 100_000
+    endpoints: int = 4
+    fanout: int = 1  # endpoints each event is delivered to (1: spread; `endpoints`: all of them)
+    workers: int = 2
+    kills: int = 2
+    fail_rate: float = 0.30
+    stall_rate: float = 0.01
+    timeout: int = 1  # seconds, the endpoints' request timeout
+    threads: int = 16
+    chunk: int = 2_000  # events per emit_many call
+    seed: int = 6
+    max_seconds: float = 30 * 60
+    poll_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fanout <= self.endpoints:
+            raise ValueError(f"fanout must be 1..{self.endpoints}, got {self.fanout}")
+
+    @property
+    def messages(self) -> int:
+        return self.events * self.fanout
+
+    @property
+    def stall_seconds(self) -> float:
+        """Long enough that the worker's timeout always fires first."""
+        return self.timeout + 0.5
+
+    def receiver(self) -> SoakReceiver:
+        return SoakReceiver(fail_rate=self.fail_rate, stall_rate=self.stall_rate,
+                            stall_seconds=self.stall_seconds, seed=self.seed)
+
+
+@dataclass
+class SoakRun:
+    """What happened during one soak: timings, kills, and the receiver's final figures."""
+
+    plan: SoakPlan
+    endpoint_paths: dict[int, str]  # endpoint id -> the receiver path it delivers to
+    emit_seconds: float = 0.0
+    seconds: float = 0.0
+    finished: bool = False
+    final_at_kills: list[int] = field(default_factory=list)
+    stats: SoakStats | None = None
+
+
+# ----------------------------------------------------------------------------- the run
+
+def action_of_event(index: int, plan: SoakPlan) -> str:
+    """Event ``index`` has action ``soak_<k>``; the actions cycle over the endpoints."""
+    return f"soak_{index % plan.endpoints}"
+
+
+def actions_of_endpoint(number: int, plan: SoakPlan) -> list[str]:
+    """Endpoint ``number`` selects ``fanout`` consecutive actions, so each event reaches ``fanout`` endpoints."""
+    return [f"soak_{(number - offset) % plan.endpoints}" for offset in range(plan.fanout)]
+
+
+def create_endpoints(plan: SoakPlan, receiver: SoakReceiver) -> dict[int, str]:
+    """The soak's endpoints, one receiver path each; returns endpoint id -> path."""
+    from tests.support.factories import make_endpoint
+
+    paths = {}
+    for number in range(plan.endpoints):
+        endpoint = make_endpoint(receiver.url_for(number), actions=actions_of_endpoint(number, plan),
+                                 name=f"soak {number}", queue_batches=True, threads=plan.threads,
+                                 timeout=plan.timeout)
+        paths[endpoint.id] = receiver.path_for(number)
+    return paths
+
+
+def emit_events(plan: SoakPlan) -> None:
+    """All the soak's events, ``plan.chunk`` per ``emit_many`` call (one transaction each)."""
+    from webapp.events import emit_many
+
+    for first in range(0, plan.events, plan.chunk):
+        emit_many([(action_of_event(i, plan), f"customer-{i % 997}", {"n": i, "soak": True})
+                   for i in range(first, min(first + plan.chunk, plan.events))])
+
+
+def pending_count() -> int:
+    """Messages not final yet: due, leased or waiting for a retry (uses the partial due index)."""
+    count = db.session.scalar(select(func.count()).select_from(Message).where(Message.next_attempt_at.is_not(None)))
+    db.session.rollback()  # never hold a read snapshot while workers write
+    return count
+
+
+def kill_thresholds(plan: SoakPlan) -> list[int]:
+    """Final-message counts at which every worker is killed: 1/3 and 2/3 of the way for two kills."""
+    return [plan.messages * k // (plan.kills + 1) for k in range(1, plan.kills + 1)]
+
+
+def kill_and_restart(workers: list, start_worker: Callable[[], object], count: int) -> list:
+    """SIGKILL every worker (their work-horses and schedulers too), then start ``count`` fresh ones."""
+    for worker in workers:
+        worker.kill()
+    return [start_worker() for _ in range(count)]
+
+
+def run_soak(plan: SoakPlan, receiver: SoakReceiver, start_worker: Callable[[], object]) -> SoakRun:
+    """Deliver ``plan.events`` events to ``receiver`` with worker kills; returns when all are final or time is up.
+
+    Needs an app context on an empty database. ``start_worker()`` starts one
+    ``python worker.py`` process and returns an object with ``kill()`` (the
+    tests' `WorkerProcess`); the caller stops whatever is left afterwards.
+    """
+    run = SoakRun(plan, create_endpoints(plan, receiver))
+    deadline = time.monotonic() + plan.max_seconds
+    started = time.monotonic()
+    workers = [start_worker() for _ in range(plan.workers)]
+    emit_events(plan)
+    run.emit_seconds = time.monotonic() - started
+    try:
+        for threshold in kill_thresholds(plan):
+            final = wait_for_final(plan, threshold, deadline)
+            run.final_at_kills.append(final)
+            workers = kill_and_restart(workers, start_worker, plan.workers)
+        wait_for_final(plan, plan.messages, deadline)
+        run.finished = True
+    except AssertionError:
+        run.finished = False  # out of time: `check` says what is not final
+    run.seconds = time.monotonic() - started
+    run.stats = receiver.stats()
+    return run
+
+
+def wait_for_final(plan: SoakPlan, at_least: int, deadline: float) -> int:
+    """Poll until at least ``at_least`` messages are final; returns how many are."""
+    return wait_until(
+        lambda: (final := plan.messages - pending_count()) >= at_least and final,
+        timeout=max(deadline - time.monotonic(), 0.0), interval=plan.poll_interval,
+        message=f"fewer than {at_least} of {plan.messages} messages final",
+    )
+
+
+# ----------------------------------------------------------------------------- the checks
+
+@dataclass
+class Ledger:
+    """The database's view at the end of a soak, read once for `check` and the figures."""
+
+    messages: list  # rows: id, event_id, endpoint_id, status, attempts, next_attempt_at, lease_owner
+    attempt_counts: dict[int, tuple[int, int, int]]  # message id -> (rows, distinct numbers, highest number)
+    last_attempts: dict[int, list[tuple[int | None, str | None]]]  # message id -> [(code, error)] of its last number
+    interrupted: int  # attempts the sweep recorded for a worker that died
+
+    @property
+    def by_status(self) -> collections.Counter:
+        return collections.Counter(row.status for row in self.messages)
+
+    @property
+    def attempts(self) -> int:
+        return sum(row.attempts for row in self.messages)
+
+
+def read_ledger() -> Ledger:
+    messages = db.session.execute(
+        select(Message.id, Message.event_id, Message.endpoint_id, Message.status, Message.attempts,
+               Message.next_attempt_at, Message.lease_owner).where(Message.is_test.is_(False))
+    ).all()
+    attempt_counts = {
+        message_id: (rows, distinct, highest)
+        for message_id, rows, distinct, highest in db.session.execute(
+            select(Attempt.message_id, func.count(), func.count(Attempt.number.distinct()), func.max(Attempt.number))
+            .group_by(Attempt.message_id)
+        )
+    }
+    last_attempts = collections.defaultdict(list)
+    for message_id, code, error in db.session.execute(
+        select(Attempt.message_id, Attempt.response_code, Attempt.error)
+        .join(Message, (Message.id == Attempt.message_id) & (Message.attempts == Attempt.number))
+    ):
+        last_attempts[message_id].append((code, error))
+    interrupted = db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.error == LOST_ATTEMPT_ERROR))
+    db.session.rollback()
+    return Ledger(messages, attempt_counts, dict(last_attempts), interrupted)
+
+
+def check(run: SoakRun, ledger: Ledger, max_attempts: int) -> list[str]:
+    """Every way the run can be wrong, as sentences; an empty list means it passed."""
+    return [
+        *check_run(run),
+        *check_rows(run, ledger),
+        *check_states(ledger, max_attempts),
+        *check_attempt_log(ledger),
+        *check_acknowledgements(run, ledger),
+        *check_requests(run, ledger),
+    ]
+
+
+def check_run(run: SoakRun) -> list[str]:
+    problems = []
+    if not run.finished:
+        problems.append(f"not every message was final within {run.plan.max_seconds:g} s")
+    if len(run.final_at_kills) != run.plan.kills:
+        problems.append(f"workers were killed {len(run.final_at_kills)} times, not {run.plan.kills}")
+    if run.final_at_kills and max(run.final_at_kills) >= run.plan.messages:
+        problems.append(f"the run was over before the last kill (final at kills: {run.final_at_kills})")
+    return problems
+
+
+def check_rows(run: SoakRun, ledger: Ledger) -> list[str]:
+    """One row per (event, endpoint), as many as planned: nothing lost, nothing doubled."""
+    problems = []
+    if len(ledger.messages) != run.plan.messages:
+        problems.append(f"{len(ledger.messages)} message rows, expected {run.plan.messages}")
+    doubled = [key for key, n in collections.Counter((r.event_id, r.endpoint_id) for r in ledger.messages).items() if n > 1]
+    if doubled:
+        problems.append(f"{len(doubled)} (event, endpoint) pairs have more than one message row, e.g. {doubled[:3]}")
+    return problems
+
+
+def check_states(ledger: Ledger, max_attempts: int) -> list[str]:
+    """Each message is final in exactly one consistent state, within the attempt limit."""
+    problems = []
+    not_final = [r.id for r in ledger.messages if r.status not in (DONE, FAILED)]
+    if not_final:
+        problems.append(f"{len(not_final)} messages not final, e.g. ids {not_final[:5]}")
+    half_final = [r.id for r in ledger.messages
+                  if r.status in (DONE, FAILED) and (r.next_attempt_at is not None or r.lease_owner is not None)]
+    if half_final:
+        problems.append(f"{len(half_final)} final messages still due or leased (two states), e.g. ids {half_final[:5]}")
+    over = [r.id for r in ledger.messages if r.attempts > max_attempts]
+    if over:
+        problems.append(f"{len(over)} messages over {max_attempts} attempts, e.g. ids {over[:5]}")
+    short = [r.id for r in ledger.messages if r.status == FAILED and r.attempts != max_attempts]
+    if short:
+        problems.append(f"{len(short)} failed messages without exactly {max_attempts} attempts, e.g. ids {short[:5]}")
+    never_tried = [r.id for r in ledger.messages if r.status == DONE and r.attempts < 1]
+    if never_tried:
+        problems.append(f"{len(never_tried)} done messages with no attempt, e.g. ids {never_tried[:5]}")
+    return problems
+
+
+def check_attempt_log(ledger: Ledger) -> list[str]:
+    """Attempts 1..n recorded exactly once each; a done message's last attempt got a 2xx."""
+    problems = []
+    disagree = [r.id for r in ledger.messages
+                if ledger.attempt_counts.get(r.id, (0, 0, 0)) != (r.attempts, r.attempts, r.attempts or None)
+                and not (r.attempts == 0 and r.id not in ledger.attempt_counts)]
+    if disagree:
+        examples = {i: ledger.attempt_counts.get(i) for i in disagree[:5]}
+        problems.append(f"{len(disagree)} messages whose attempt log is not exactly attempts 1..n once each, "
+                        f"e.g. id: (rows, distinct, highest) {examples}")
+    not_2xx = [r.id for r in ledger.messages if r.status == DONE
+               and not any(code is not None and 200 <= code < 300 for code, _ in ledger.last_attempts.get(r.id, []))]
+    if not_2xx:
+        problems.append(f"{len(not_2xx)} done messages whose last attempt has no 2xx, e.g. ids {not_2xx[:5]}")
+    return problems
+
+
+def done_keys(run: SoakRun, ledger: Ledger) -> set[tuple[str, str]]:
+    """(receiver path, Webhook-Id) of every done message, comparable with the receiver's acknowledgements."""
+    return {(run.endpoint_paths[r.endpoint_id], r.event_id) for r in ledger.messages if r.status == DONE}
+
+
+def explain_unconfirmed(run: SoakRun, ledger: Ledger) -> tuple[set, set]:
+    """Split the acknowledged-but-not-done ids into (explained, unexplained).
+
+    Explained: the message is ``failed`` and its last attempt's outcome never
+    reached the worker (it died: "delivery interrupted", or it timed out while
+    the receiver's 200 was on its way). At-least-once delivery cannot tell
+    such an attempt from a lost one, and after the last attempt there is no
+    re-send to learn better, so the log says failed while the receiver has it.
+    """
+    rows = {(run.endpoint_paths[r.endpoint_id], r.event_id): r for r in ledger.messages}
+    explained, unexplained = set(), set()
+    for key in run.stats.acknowledged - done_keys(run, ledger):
+        row = rows.get(key)
+        last = ledger.last_attempts.get(row.id, []) if row is not None else []
+        if row is not None and row.status == FAILED and any(
+            code is None and (error or "").startswith(UNKNOWN_OUTCOME_PREFIXES) for code, error in last
+        ):
+            explained.add(key)
+        else:
+            unexplained.add(key)
+    return explained, unexplained
+
+
+def check_acknowledgements(run: SoakRun, ledger: Ledger) -> list[str]:
+    """done == the receiver's distinct acknowledged (path, Webhook-Id), up to explained unknown outcomes."""
+    problems = []
+    done = done_keys(run, ledger)
+    never_acknowledged = done - run.stats.acknowledged
+    if never_acknowledged:
+        problems.append(f"{len(never_acknowledged)} done messages the receiver never acknowledged, "
+                        f"e.g. {sorted(never_acknowledged)[:3]}")
+    explained, unexplained = explain_unconfirmed(run, ledger)
+    if unexplained:
+        problems.append(f"{len(unexplained)} ids acknowledged by the receiver but not done, with no unknown-outcome "
+                        f"last attempt to explain it, e.g. {sorted(unexplained)[:3]}")
+    if not problems and len(done) != len(run.stats.acknowledged) - len(explained):
+        problems.append(f"done {len(done)} != acknowledged {len(run.stats.acknowledged)} - unconfirmed {len(explained)}")
+    return problems
+
+
+def check_requests(run: SoakRun, ledger: Ledger) -> list[str]:
+    """Every request is a recorded attempt, and no attempt was ever sent twice at the same time."""
+    problems = []
+    sent_at_least = ledger.attempts - ledger.interrupted  # an interrupted attempt may not have gone out
+    if not sent_at_least <= run.stats.requests <= ledger.attempts:
+        problems.append(f"the receiver saw {run.stats.requests} requests; the attempt log says between "
+                        f"{sent_at_least} and {ledger.attempts}")
+    if run.stats.overlapping:
+        problems.append(f"{run.stats.overlapping} requests arrived while the same message was still in flight")
+    return problems
+
+
+# ----------------------------------------------------------------------------- the figures
+
+def figures(run: SoakRun, ledger: Ledger) -> list[tuple[str, float, str]]:
+    """The run's figures as (name, value, unit), in the order they are printed."""
+    stats, by_status = run.stats, ledger.by_status
+    explained, _ = explain_unconfirmed(run, ledger)
+    return [
+        ("soak_events", run.plan.events, "events"),
+        ("soak_messages", len(ledger.messages), "messages"),
+        ("soak_deliveries", stats.requests, "requests"),
+        ("soak_acknowledged", len(stats.acknowledged), "ids"),
+        ("soak_duplicates", stats.duplicates, "requests"),
+        ("soak_done", by_status[DONE], "messages"),
+        ("soak_failed", by_status[FAILED], "messages"),
+        ("soak_unconfirmed", len(explained), "ids"),
+        ("soak_answered_500", stats.failures, "requests"),
+        ("soak_stalls", stats.stalls, "requests"),
+        ("soak_attempts", ledger.attempts, "attempts"),
+        ("soak_interrupted", ledger.interrupted, "attempts"),
+        ("soak_kills", len(run.final_at_kills), "kills"),
+        ("soak_emit_seconds", round(run.emit_seconds, 2), "s"),
+        ("soak_seconds", round(run.seconds, 2), "s"),
+        ("soak_deliveries_per_s", round(stats.requests / run.seconds, 1) if run.seconds else 0, "requests/s"),
+    ]
+
+
+def print_figures(rows: list[tuple[str, float, str]], out=sys.stdout) -> None:
+    for name, value, unit in rows:
+        print(f"{name} {value} {unit}", file=out, flush=True)
+
+
+# ----------------------------------------------------------------------------- the bench command
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--endpoints", type=int, default=4)
+    parser.add_argument("--fanout", type=int, default=1, help="endpoints each event goes to (default 1)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--kills", type=int, default=2)
+    parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file); "
+                                           "a PostgreSQL database has its public schema dropped and re-created")
+    parser.add_argument("--max-minutes", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=6)
+    return parser.parse_args(argv)
+
+
+def soak_env(instance: Path, redis_url: str, database_url: str) -> dict[str, str]:
+    """The environment of this process and of every worker it starts (like the tests' ``base_env``)."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "soak-secret-key",
+        "WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "WEBHOOKS_INSTANCE_PATH": str(instance),
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1",
+        "WEBHOOKS_RETRY_INTERVAL": "0.5",
+        "WEBHOOKS_SWEEP_INTERVAL": "1",
+        "WEBHOOKS_LEASE_MARGIN": "2",
+        "WEBHOOKS_JOB_BUDGET": "5",
+    }
+
+
+def reset_postgresql(url: str) -> None:
+    """An empty public schema, so the migrations start from nothing."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+class BenchWorkers:
+    """Starts ``python worker.py`` processes for the bench, as the tests' ``start_worker`` fixture does."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.started: list = []
+
+    def start(self):
+        from redis import Redis
+        from rq import Worker
+
+        from tests.conftest import WorkerProcess
+
+        connection = Redis.from_url(self.env["REDIS_URL"])
+        before = {w.name for w in Worker.all(connection=connection)}
+        worker = WorkerProcess(self.env, [], self.log_dir / f"worker{len(self.started)}.log")
+        self.started.append(worker)
+        wait_until(lambda: {w.name for w in Worker.all(connection=connection)} - before
+                   or worker.process.poll() is not None,
+                   timeout=30, message="worker did not register with Redis")
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker exited at start:\n{worker.output()}")
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+    def log_tails(self, lines: int = 20) -> str:
+        return "\n".join(f"--- {w.log_path}\n" + "\n".join(w.output().splitlines()[-lines:]) for w in self.started)
+
+
+def run_bench(args: argparse.Namespace, workdir: Path) -> bool:
+    """One soak in ``workdir``; prints the figures and any failed check; True if it passed."""
+    import os
+
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.embedded_redis import EmbeddedRedis
+
+    plan = SoakPlan(events=args.events, endpoints=args.endpoints, fanout=args.fanout, workers=args.workers,
+                    kills=args.kills, seed=args.seed, max_seconds=args.max_minutes * 60)
+    database_url = args.database or f"sqlite:///{workdir / 'soak.db'}"
+    if database_url.startswith("postgresql"):
+        reset_postgresql(database_url)
+    redis = EmbeddedRedis(workdir / "redis", persistent=False).start()
+    env = soak_env(workdir / "instance", redis.url, database_url)
+    os.environ.update(env)
+    workers = BenchWorkers(env, workdir)
+    try:
+        app = create_app()
+        with app.app_context(), plan.receiver() as receiver:
+            upgrade(directory=str(ROOT / "migrations"))
+            run = run_soak(plan, receiver, workers.start)
+            workers.stop_all()
+            ledger = read_ledger()
+            print_figures(figures(run, ledger))
+            problems = check(run, ledger, app.config["WEBHOOKS_MAX_ATTEMPTS"])
+    finally:
+        workers.stop_all()
+        redis.stop()
+    for problem in problems:
+        print(f"SOAK FAILED: {problem}", file=sys.stderr)
+    if problems:
+        print(workers.log_tails(), file=sys.stderr)
+    return not problems
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="webhooks-soak-"))
+    passed = False
+    try:
+        passed = run_bench(args, workdir)
+    finally:
+        if passed:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"kept {workdir} (database, worker logs) for a look", file=sys.stderr)
+    print("soak passed" if passed else "soak FAILED", flush=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""After a real run with secrets configured, no secret is found anywhere we can look:
+Redis (every key, every value, RQ's job payloads decompressed), job arguments, the
+database's attempt rows, the export, and the worker's log."""
+from __future__ import annotations
+
+import base64
+import zlib
+
+import pytest
+from redis import Redis
+
+from tests.support.factories import make_endpoint
+from tests.support.receiver import Receiver
+from tests.test_delivery import final
+from webapp.events import emit_many
+from webapp.extensions import db
+from webapp.logbook.export import stream
+from webapp.logbook.filters import LogFilter
+from webapp.models import Attempt
+
+pytestmark = pytest.mark.db
+
+PASSWORD = "basic-Pa55word-unique-7d1e"
+AWS_SECRET = "aws-Secret-Key-unique-4c2b"
+
+
+def redis_dump(redis: Redis) -> bytes:
+    """Every key and value, RQ's compressed job data expanded."""
+    parts = []
+    for key in redis.scan_iter("*"):
+        parts.append(key)
+        kind = redis.type(key)
+        if kind == b"string":
+            values = [redis.get(key)]
+        elif kind == b"hash":
+            values = [v for pair in redis.hgetall(key).items() for v in pair]
+        elif kind == b"list":
+            values = redis.lrange(key, 0, -1)
+        elif kind == b"set":
+            values = list(redis.smembers(key))
+        elif kind == b"zset":
+            values = [member for member, _ in redis.zrange(key, 0, -1, withscores=True)]
+        else:
+            values = []
+        for value in values:
+            parts.append(value)
+            try:
+                parts.append(zlib.decompress(value))
+            except (zlib.error, TypeError):
+                pass
+    return b"\n".join(parts)
+
+
+def test_no_secret_in_redis_jobs_database_export_or_logs(app, start_worker, redis_server):
+    with Receiver(fail_first=2) as receiver:
+        make_endpoint(receiver.url, auth_type="basic", auth_username="shop", secret=PASSWORD, actions=["checkout"])
+        make_endpoint(receiver.url, auth_type="aws", auth_region="eu-west-1", auth_service="execute-api",
+                      auth_access_key_id="AKIDSCAN", auth_algo_prefix="AWS4", auth_vendor_key="Amz",
+                      secret=AWS_SECRET, actions=["checkout"])
+        worker = start_worker(env={"WEBHOOKS_RETRY_INTERVAL": "5"})  # retries stay scheduled in Redis
+        events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(3)])
+        receiver.wait_for(6)
+        dump = redis_dump(Redis.from_url(redis_server.url))
+        for event in events:
+            for message in event.messages:
+                final(message.id, timeout=30)
+
+        basic_token = base64.b64encode(f"shop:{PASSWORD}".encode())
+        forbidden = [PASSWORD.encode(), AWS_SECRET.encode(), basic_token]
+        assert b"rq:job:" in dump and b"webapp.jobs.deliver" in dump, "the scan saw RQ's jobs"
+        attempts = db.session.scalars(db.select(Attempt)).all()
+        stored = "\n".join(
+            f"{a.request_url} {a.request_headers_json} {a.request_body} {a.response_headers_json} {a.response_body} {a.error}"
+            for a in attempts
+        ).encode()
+        assert b"Basic [redacted]" in stored and b"Signature=[redacted]" in stored
+        export = "".join(stream(LogFilter(), "csv")).encode() + "".join(stream(LogFilter(), "psv")).encode()
+        logs = worker.output().encode()
+        for secret in forbidden:
+            for place, text in (("redis", dump), ("attempts", stored), ("export", export), ("worker log", logs)):
+                assert secret not in text, f"{secret!r} found in {place}"
