@@ -24,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+ROOT = Path(__file__).resolve().parent.parent
 NGINX = "/usr/sbin/nginx"
 READY_TIMEOUT = 15.0
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -82,7 +83,7 @@ class ReceiverProcess:
 
     def start(self) -> "ReceiverProcess":
         log = open(self.workdir / "output.log", "wb")
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._wait_until_answering()

@@ -37,11 +37,6 @@ from webapp.models import DONE, FAILED, Attempt, Endpoint, Message
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# An attempt whose outcome the worker never learned: the receiver may have
-# answered 200 all the same (see `explain_unconfirmed`).
-UNKNOWN_OUTCOME_PREFIXES = (LOST_ATTEMPT_ERROR, "timeout:")
-
-
 @dataclass(frozen=True)
 class SoakPlan:
     """How big the soak is and how hostile its receiver."""
@@ -283,8 +278,7 @@ def check_attempt_log(ledger: Ledger) -> list[str]:
     """Attempts 1..n recorded exactly once each; a done message's last attempt got a 2xx."""
     problems = []
     disagree = [r.id for r in ledger.messages
-                if ledger.attempt_counts.get(r.id, (0, 0, 0)) != (r.attempts, r.attempts, r.attempts or None)
-                and not (r.attempts == 0 and r.id not in ledger.attempt_counts)]
+                if ledger.attempt_counts.get(r.id) != ((r.attempts,) * 3 if r.attempts else None)]
     if disagree:
         examples = {i: ledger.attempt_counts.get(i) for i in disagree[:5]}
         problems.append(f"{len(disagree)} messages whose attempt log is not exactly attempts 1..n once each, "
@@ -314,14 +308,21 @@ def explain_unconfirmed(run: SoakRun, ledger: Ledger) -> tuple[set, set]:
     explained, unexplained = set(), set()
     for key in run.stats.acknowledged - done_keys(run, ledger):
         row = rows.get(key)
-        last = ledger.last_attempts.get(row.id, []) if row is not None else []
-        if row is not None and row.status == FAILED and any(
-            code is None and (error or "").startswith(UNKNOWN_OUTCOME_PREFIXES) for code, error in last
-        ):
+        if row is not None and row.status == FAILED and unknown_outcome_of_last_attempt(ledger, row.id):
             explained.add(key)
         else:
             unexplained.add(key)
     return explained, unexplained
+
+
+def unknown_outcome_of_last_attempt(ledger: Ledger, message_id: int) -> str | None:
+    """'interrupted' or 'timeout' if the message's last attempt ended without the worker hearing an answer."""
+    for code, error in ledger.last_attempts.get(message_id, []):
+        if code is None and (error or "").startswith(LOST_ATTEMPT_ERROR):
+            return "interrupted"
+        if code is None and (error or "").startswith("timeout:"):
+            return "timeout"
+    return None
 
 
 def check_acknowledgements(run: SoakRun, ledger: Ledger) -> list[str]:
@@ -359,6 +360,9 @@ def figures(run: SoakRun, ledger: Ledger) -> list[tuple[str, float, str]]:
     """The run's figures as (name, value, unit), in the order they are printed."""
     stats, by_status = run.stats, ledger.by_status
     explained, _ = explain_unconfirmed(run, ledger)
+    ids_by_key = {(run.endpoint_paths[r.endpoint_id], r.event_id): r.id for r in ledger.messages}
+    unconfirmed_reasons = collections.Counter(
+        unknown_outcome_of_last_attempt(ledger, ids_by_key[key]) for key in explained)
     return [
         ("soak_events", run.plan.events, "events"),
         ("soak_messages", len(ledger.messages), "messages"),
@@ -368,6 +372,7 @@ def figures(run: SoakRun, ledger: Ledger) -> list[tuple[str, float, str]]:
         ("soak_done", by_status[DONE], "messages"),
         ("soak_failed", by_status[FAILED], "messages"),
         ("soak_unconfirmed", len(explained), "ids"),
+        *[(f"soak_unconfirmed_{reason}", count, "ids") for reason, count in sorted(unconfirmed_reasons.items())],
         ("soak_answered_500", stats.failures, "requests"),
         ("soak_stalls", stats.stalls, "requests"),
         ("soak_attempts", ledger.attempts, "attempts"),
@@ -459,7 +464,8 @@ class BenchWorkers:
             worker.stop()
 
     def log_tails(self, lines: int = 20) -> str:
-        return "\n".join(f"--- {w.log_path}\n" + "\n".join(w.output().splitlines()[-lines:]) for w in self.started)
+        return "\n".join(f"--- {w.log_path}\n" + "\n".join(w.log_path.read_text(errors="replace").splitlines()[-lines:])
+                         for w in self.started)
 
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> bool:

@@ -15,7 +15,7 @@ from webapp.tokens import create_token
 
 pytestmark = pytest.mark.db
 
-PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz"}
+PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def ui_routes(app):
             continue
         path = rule.rule
         for argument in rule.arguments:
-            path = re.sub(rf"<(?:\w+:)?{argument}>", "1", path)
+            path = re.sub(rf"<(?:[^:>]+:)?{argument}>", "1", path)
         method = "GET" if "GET" in rule.methods else "POST"
         yield rule.endpoint, method, path
 
@@ -58,6 +58,7 @@ def test_public_routes_need_no_session(client):
     assert client.get("/login").status_code == 200
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/static/app.css").status_code == 200
+    assert client.get("/favicon.ico").headers["Location"] == "/static/favicon.svg"
 
 
 def test_login_goes_to_the_page_asked_for(client, operator):

@@ -29,13 +29,14 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
     from . import auth, cli, web_security
-    from .views import api, login, settings, shell
+    from .views import api, log, login, settings, shell
 
     web_security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(shell.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(log.bp)
     app.register_blueprint(api.bp)
     web_security.exempt(api.bp)  # bearer tokens, not cookies
     cli.register(app)

@@ -14,7 +14,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from .extensions import db
 from .models import User
 
-PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz"}
+PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
 PUBLIC_BLUEPRINTS = {"api"}
 
 login_manager = LoginManager()

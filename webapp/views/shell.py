@@ -15,6 +15,12 @@ def home():
     return redirect(url_for("settings.index"))
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on their own, whatever the page links."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/healthz")
 def healthz():
     db.session.execute(text("SELECT 1"))

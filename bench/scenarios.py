@@ -1,0 +1,232 @@
+"""The product's scenarios: emit rates, delivery rates, and latency at a light load.
+
+Each runs on its own stack (fresh database, own Redis) and drives the real
+product: ``create_app()`` and ``emit_many``/``emit`` in this process, ``python
+worker.py`` child processes (RQ's default forking worker, as deployed) for
+delivery. Workers are started and registered with Redis *before* the clock
+starts, so their start-up is never timed.
+
+Delivery timer: from the first ``emit_many`` call (events go in by 1,000 per
+call, while the workers already deliver) until a poll of the database first
+sees no message left ``queued`` or ``resent``; then every message must be
+``done``. The poll runs every 50 ms, so a figure is at most 50 ms pessimistic.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+
+from redis import Redis
+from rq import Worker
+from sqlalchemy import func, select
+
+from .stack import (ROOT, ChildProcess, DatabaseKind, Figure, ScenarioFailed, Stack, children, patched_environ, stack,
+                    wait_for, wait_until_drained)
+from .workload import sample_event, sample_events
+
+EMIT_CHUNK = 1_000
+FAST_THREADS = 8  # the product's default
+SLOW_THREADS = 64  # the most the settings allow: a 100 ms receiver needs concurrency, not CPU
+
+
+# --- the product inside this process -------------------------------------------------------------
+
+
+@contextmanager
+def product_app(bench_stack: Stack):
+    """``create_app()`` with the scenario's environment, its context pushed; engine disposed after."""
+    from webapp import create_app
+    from webapp.extensions import db
+
+    with patched_environ(bench_stack.env):
+        app = create_app()
+        with app.app_context():
+            migrate_schema()
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+
+def migrate_schema() -> None:
+    """The real migrations, quietly (alembic's logging config would print INFO lines)."""
+    from flask_migrate import upgrade
+
+    logging.disable(logging.INFO)
+    try:
+        upgrade(directory=str(ROOT / "migrations"))
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def add_endpoint(url: str, *, queue_batches: bool, threads: int) -> int:
+    from webapp.extensions import db
+    from webapp.models import Endpoint
+
+    endpoint = Endpoint(url=url, name="bench receiver", queue_batches=queue_batches, threads=threads, timeout=5)
+    endpoint.actions = [Endpoint.ALL_ACTIONS]
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint.id
+
+
+def emit_in_chunks(count: int, chunk: int = EMIT_CHUNK) -> None:
+    from webapp.events import emit_many
+
+    for first in range(0, count, chunk):
+        emit_many(sample_events(min(chunk, count - first), first))
+
+
+def scalar(query):
+    """One value read on a short-lived connection (never holds a transaction open)."""
+    from webapp.extensions import db
+
+    with db.engine.connect() as connection:
+        return connection.execute(query).scalar()
+
+
+def pending_messages() -> int:
+    from webapp.models import PENDING_STATUSES, Message
+
+    return scalar(select(func.count()).select_from(Message).where(Message.status.in_(PENDING_STATUSES)))
+
+
+def status_counts() -> dict[str, int]:
+    from webapp.extensions import db
+    from webapp.models import Message
+
+    with db.engine.connect() as connection:
+        return dict(connection.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+
+
+def require_all_done(count: int, what: str) -> None:
+    counts = status_counts()
+    if counts.get("done", 0) != count:
+        raise ScenarioFailed(f"{what}: expected {count} done, got {counts}")
+
+
+def start_product_workers(bench_stack: Stack, count: int) -> list[ChildProcess]:
+    """``python worker.py`` × count, returned once all have registered with Redis."""
+    workers = [
+        ChildProcess.python([str(ROOT / "worker.py"), "--log-level", "WARNING", "--name", f"bench-{n}"],
+                            bench_stack.env, bench_stack.path(f"worker{n}.log"))
+        for n in range(count)
+    ]
+    connection = Redis.from_url(bench_stack.redis.url)
+    try:
+        wait_for(lambda: Worker.count(connection=connection) >= count, 60, "product workers registering",
+                 processes=workers)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+def emit_rates(database: DatabaseKind, receiver_url: str, count: int) -> list[Figure]:
+    """Events/s into the database (and a kick to Redis), no worker running: bulk, then one by one.
+
+    Bulk: ``emit_many`` with 1,000 events per call. Single: ``emit()`` per event
+    (count/10 of them), the call an application makes per customer action.
+    """
+    singles = max(count // 10, 100)
+    with stack(database) as bench_stack, product_app(bench_stack):
+        from webapp.events import emit
+
+        add_endpoint(receiver_url, queue_batches=True, threads=FAST_THREADS)
+        started = time.monotonic()
+        emit_in_chunks(count)
+        bulk_seconds = time.monotonic() - started
+        started = time.monotonic()
+        for number in range(count, count + singles):
+            emit(*sample_event(number))
+        single_seconds = time.monotonic() - started
+    return [Figure(f"emit_many_{database.label}", count / bulk_seconds, "events/s"),
+            Figure(f"emit_single_{database.label}", singles / single_seconds, "events/s")]
+
+
+def delivery_rate(database: DatabaseKind, receiver_url: str, *, name: str, count: int, workers: int,
+                  queue_batches: bool, threads: int) -> list[Figure]:
+    """Deliveries/s of the product, emit → every message ``done`` (see the module docstring)."""
+    with stack(database) as bench_stack, product_app(bench_stack):
+        add_endpoint(receiver_url, queue_batches=queue_batches, threads=threads)
+        with children(start_product_workers(bench_stack, workers)) as processes:
+            started = time.monotonic()
+            emit_in_chunks(count)
+            finished = wait_until_drained(pending_messages, count, name, processes)
+        require_all_done(count, name)
+        figures = [Figure(name, count / (finished - started), "deliveries/s")]
+        if not queue_batches:
+            figures.append(Figure(f"{name}_out_of_order", out_of_order_attempts(), "messages"))
+    return figures
+
+
+def out_of_order_attempts() -> int:
+    """Attempts, in the order they were sent, whose message is older than one sent before it.
+
+    Queue batches off promises per-endpoint creation order; message ids grow
+    with creation, so a correct run has 0. (nginx keeps no record of what it
+    received, so the order is read from the attempt log.)
+    """
+    from webapp.extensions import db
+    from webapp.models import Attempt
+
+    with db.engine.connect() as connection:
+        sent = connection.execute(select(Attempt.message_id).order_by(Attempt.started_at, Attempt.id)).scalars()
+        newest, late = 0, 0
+        for message_id in sent:
+            if message_id < newest:
+                late += 1
+            newest = max(newest, message_id)
+    return late
+
+
+def light_load_latency(database: DatabaseKind, receiver_url: str, *, rate: float, seconds: float) -> list[Figure]:
+    """Emit → delivered, per message, at ``rate`` single ``emit()`` calls per second, 1 worker.
+
+    Latency = attempt start + its duration (the receiver's answer is in) −
+    the message's ``created_at`` (taken as ``emit`` begins). The outcome's
+    commit (a millisecond or two) is not included.
+    """
+    total = int(rate * seconds)
+    with stack(database) as bench_stack, product_app(bench_stack):
+        from webapp.events import emit
+
+        add_endpoint(receiver_url, queue_batches=True, threads=FAST_THREADS)
+        with children(start_product_workers(bench_stack, 1)) as processes:
+            started = time.monotonic()
+            for number in range(total):
+                pause = started + number / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the load, not waiting for an outcome
+                emit(*sample_event(number))
+            wait_until_drained(pending_messages, total, "latency", processes)
+        require_all_done(total, "latency")
+        latencies = sorted(delivery_latencies_ms())
+    label = database.label
+    return [Figure(f"latency_p50_{label}", percentile(latencies, 50), "ms"),
+            Figure(f"latency_p99_{label}", percentile(latencies, 99), "ms")]
+
+
+def delivery_latencies_ms() -> list[float]:
+    from webapp.extensions import db
+    from webapp.models import Attempt, Message
+
+    query = (select(Message.created_at, Attempt.started_at, Attempt.duration_ms)
+             .join(Attempt, Attempt.message_id == Message.id).where(Attempt.number == 1))
+    with db.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [(started - created).total_seconds() * 1000 + duration for created, started, duration in rows]
+
+
+def percentile(sorted_values: list[float], percent: float) -> float:
+    """Nearest-rank percentile."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, round(percent / 100 * len(sorted_values) + 0.4999))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
