@@ -176,3 +176,18 @@ def test_private_targets_are_refused_unless_the_installation_allows_them(app, ap
         assert "not allowed" in response.get_json()["error"]
     app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
     assert api.post("/endpoints", json={"url": "http://127.0.0.1:8080/x", "actions": ["checkout"]}).status_code == 201
+
+
+def test_a_stored_basic_password_is_not_taken_for_an_aws_secret(app, api):
+    created = api.post("/endpoints", json={"url": "https://hooks.example.com/in", "actions": ["checkout"],
+                                          "auth_type": "basic", "username": "u", "password": "pw-123456"}).get_json()
+    response = api.patch(f"/endpoints/{created['id']}", json={
+        "auth_type": "aws", "region": "eu-west-1", "service": "execute-api", "access_key_id": "AKID"})
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "secret_key"
+    switched = api.patch(f"/endpoints/{created['id']}", json={
+        "auth_type": "aws", "region": "eu-west-1", "service": "execute-api", "access_key_id": "AKID",
+        "secret_key": "aws-secret"})
+    assert switched.status_code == 200
+    back_to_s3 = api.patch(f"/endpoints/{created['id']}", json={"auth_type": "aws-s3", "filename_format": "{event_id}.{ext}"})
+    assert back_to_s3.status_code == 200 and back_to_s3.get_json()["secret_stored"], "an AWS secret serves AWS-S3 too"

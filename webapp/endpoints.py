@@ -37,6 +37,19 @@ def apply_form(endpoint: Endpoint, form: EndpointForm) -> Endpoint:
     return endpoint
 
 
+def stored_secret_field(endpoint: Endpoint | None) -> str | None:
+    """The secret input ("password" or "secret_key") that the stored secret belongs to."""
+    if endpoint is None or not endpoint.has_secret:
+        return None
+    return AUTH_FIELDS.get(endpoint.auth_type, AUTH_FIELDS["none"])[1]
+
+
+def secret_fits(endpoint: Endpoint, auth_type: str) -> bool:
+    """Whether a blank secret may keep the stored one: a Basic password is no AWS secret key."""
+    stored = stored_secret_field(endpoint)
+    return stored is not None and stored == AUTH_FIELDS.get(auth_type, AUTH_FIELDS["none"])[1]
+
+
 def _same_secret_kind(old: str | None, new: str) -> bool:
     """An AWS secret stays valid when switching between aws and aws-s3; a password does not."""
     return {old, new} <= {"aws", "aws-s3"}

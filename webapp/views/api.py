@@ -154,7 +154,8 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     formdata = ImmutableMultiDict(
         [(key, item) for key, value in values.items() for item in as_form_values(key, value)]
     )
-    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=endpoint.has_secret)
+    has_secret = endpoint.id is not None and endpoint_service.secret_fits(endpoint, str(values.get("auth_type")))
+    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret)
     if not form.validate():
         field, message = form.first_error()
         raise InvalidInput(field, message)

@@ -55,7 +55,7 @@ def new():
 def edit(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
-    form.has_secret = secret_fits(endpoint, form.auth_type.data)
+    form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
         endpoint_service.apply_form(endpoint, form)
         db.session.commit()
@@ -150,7 +150,7 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         "auth_field_order": AUTH_FIELD_ORDER,
         "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret],
         "secret_fields": SECRET_FIELDS,
-        "stored_secret": stored_secret_field(endpoint),
+        "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
         "retype_secrets": [name for name in SECRET_FIELDS if form.errors and request.form.get(name)],
     }
@@ -180,19 +180,6 @@ def message_counts(endpoint: Endpoint) -> dict:
         "logged": db.session.scalar(count) or 0,
         "pending": db.session.scalar(count.where(Message.status.in_(PENDING_STATUSES))) or 0,
     }
-
-
-def stored_secret_field(endpoint: Endpoint | None) -> str | None:
-    """The secret input ("password" or "secret_key") that the stored secret belongs to."""
-    if endpoint is None or not endpoint.has_secret:
-        return None
-    return AUTH_FIELDS.get(endpoint.auth_type, AUTH_FIELDS["none"])[1]
-
-
-def secret_fits(endpoint: Endpoint, auth_type: str) -> bool:
-    """Whether a blank secret may keep the stored one: a Basic password is no AWS secret key."""
-    stored = stored_secret_field(endpoint)
-    return stored is not None and stored == AUTH_FIELDS.get(auth_type, AUTH_FIELDS["none"])[1]
 
 
 def default_test_action(endpoint: Endpoint | None) -> str | None:
