@@ -1,1 +1,1 @@
-"""Blueprints, one per screen: shell (home), api (JSON, token auth)."""
+"""Blueprints, one per screen: settings, log, login, the JSON api, and the shell (home, health)."""

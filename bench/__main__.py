@@ -1,0 +1,252 @@
+"""``python -m bench [--quick] [--only SCENARIO ...] [--database URL ...] [--repeat K]``
+
+Runs every throughput and latency scenario of issue 7 on this machine, in one
+run, and prints one ``name value unit`` line per figure as it becomes
+available. It ends with the four ratio lines other tools read:
+
+    ratio_vs_ceiling X                 product / raw sender loop
+    ratio_vs_rq_per_message X          product / baseline A (one RQ job per message)
+    ratio_vs_celery X                  product / baseline B (Celery, one task per message)
+    slow_receiver_deliveries_per_s X   product, queue batches on, 100 ms receiver
+
+All four use 2 worker processes and the first database of the run (SQLite
+unless ``--database`` says otherwise); the first three use the fast receiver.
+Progress and failures go to stderr as ``#`` lines; stdout holds figures only.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import baseline_celery, baseline_rq, ceiling, scenarios
+from .receivers import fast_receiver, slow_receiver
+from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_database, postgres_reachable
+
+SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency")
+WORKER_COUNTS = (1, 2)
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each scenario is. Baseline A costs the same per message whatever N is
+    (a fork and two commits per job, ~30/s here), so it runs fewer messages than N
+    to keep a full run under half an hour; its rate does not depend on the count."""
+
+    count: int
+    baseline_rq_count: int
+    latency_seconds: float
+    latency_rate: float
+    repeat: int
+    only: frozenset[str]
+    databases: tuple[DatabaseKind, ...]
+
+    def wants(self, scenario: str) -> bool:
+        return not self.only or scenario in self.only
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 2,000 instead of 20,000 (under two minutes)")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, metavar="SCENARIO",
+                        help=f"run only these: {', '.join(SCENARIOS)}")
+    parser.add_argument("--database", action="append", metavar="URL",
+                        help="'sqlite' or a postgresql:// URL (repeatable); default: SQLite, and the local "
+                             "PostgreSQL database 'bench' when pg_isready answers on 127.0.0.1")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is printed")
+    return parser.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    count = 2_000 if args.quick else 20_000
+    return Plan(
+        count=count,
+        baseline_rq_count=400 if args.quick else 2_000,
+        latency_seconds=4.0 if args.quick else 10.0,
+        latency_rate=50.0,
+        repeat=max(args.repeat, 1),
+        only=frozenset(args.only or ()),
+        databases=tuple(database_kind_for(url) for url in args.database) if args.database else default_databases(),
+    )
+
+
+def default_databases() -> tuple[DatabaseKind, ...]:
+    if postgres_reachable():
+        try:
+            return DatabaseKind("sqlite"), ensure_postgres_database()
+        except RuntimeError as exc:
+            note(f"PostgreSQL answers but the database 'bench' could not be made ({exc}); SQLite only")
+    return (DatabaseKind("sqlite"),)
+
+
+def note(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+class Report:
+    """Runs scenarios, prints their figures at once, keeps them for the ratios and RESULTS.md."""
+
+    def __init__(self, repeat: int) -> None:
+        self.repeat = repeat
+        self.figures: dict[str, Figure] = {}
+        self.lines: list[str] = []
+        self.started = time.monotonic()
+
+    def run(self, label: str, scenario: Callable[[], list[Figure]]) -> None:
+        runs: list[list[Figure]] = []
+        for attempt in range(self.repeat):
+            note(f"{self.elapsed()} {label}" + (f" (run {attempt + 1} of {self.repeat})" if self.repeat > 1 else ""))
+            try:
+                runs.append(scenario())
+            except Exception as exc:  # noqa: BLE001 - one failed scenario must not end the run
+                note(f"{label} FAILED: {exc}")
+                traceback.print_exc(file=sys.stderr)
+        for figure in median_figures(runs):
+            self.add(figure)
+
+    def add(self, figure: Figure) -> None:
+        self.figures[figure.name] = figure
+        self.emit(f"{figure.name} {format_value(figure.value)} {figure.unit}")
+
+    def emit(self, line: str) -> None:
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def value(self, name: str) -> float:
+        figure = self.figures.get(name)
+        return figure.value if figure else float("nan")
+
+    def elapsed(self) -> str:
+        return f"[{time.monotonic() - self.started:6.1f} s]"
+
+
+def median_figures(runs: list[list[Figure]]) -> list[Figure]:
+    if not runs:
+        return []
+    by_name: dict[str, list[float]] = {}
+    for run in runs:
+        for figure in run:
+            by_name.setdefault(figure.name, []).append(figure.value)
+    return [Figure(f.name, statistics.median(by_name[f.name]), f.unit) for f in runs[0]]
+
+
+def format_value(value: float) -> str:
+    if value != value:  # NaN: a figure that could not be measured
+        return "nan"
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def run_ceiling(report: Report, plan: Plan, fast_url: str) -> None:
+    for workers in WORKER_COUNTS:
+        name = f"ceiling_w{workers}"
+        report.run(name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers))
+
+
+def run_database(report: Report, plan: Plan, database: DatabaseKind, fast_url: str, slow_url: str) -> None:
+    """Every scenario that needs a database, on one kind of database."""
+    db = database.label
+    if plan.wants("emit"):
+        report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count))
+    product_runs = (
+        ("batch_on_fast", True, fast_url, scenarios.FAST_THREADS),
+        ("batch_off_fast", False, fast_url, scenarios.FAST_THREADS),
+        ("batch_on_slow", True, slow_url, scenarios.SLOW_THREADS),
+    )
+    for scenario, queue_batches, url, threads in product_runs:
+        for workers in WORKER_COUNTS if plan.wants(scenario) else ():
+            name = f"product_{scenario}_w{workers}_{db}"
+            report.run(name, lambda: scenarios.delivery_rate(
+                database, url, name=name, count=plan.count, workers=workers,
+                queue_batches=queue_batches, threads=threads))
+    for workers in WORKER_COUNTS if plan.wants("rq") else ():
+        name = f"baseline_rq_w{workers}_{db}"
+        report.run(name, lambda: baseline_rq.delivery_rate(
+            database, fast_url, name=name, count=plan.baseline_rq_count, workers=workers))
+    for workers in WORKER_COUNTS if plan.wants("celery") else ():
+        name = f"baseline_celery_w{workers}_{db}"
+        report.run(name, lambda: baseline_celery.delivery_rate(
+            database, fast_url, name=name, count=plan.count, workers=workers))
+    if plan.wants("latency"):
+        report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
+            database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds))
+
+
+def print_ratios(report: Report, database: DatabaseKind) -> None:
+    """The four closing lines: 2 workers, fast receiver (slow for the last), ``database``."""
+    db = database.label
+    product = report.value(f"product_batch_on_fast_w2_{db}")
+    report.emit(f"ratio_vs_ceiling {format_ratio(product / report.value('ceiling_w2'))}")
+    report.emit(f"ratio_vs_rq_per_message {format_ratio(product / report.value(f'baseline_rq_w2_{db}'))}")
+    report.emit(f"ratio_vs_celery {format_ratio(product / report.value(f'baseline_celery_w2_{db}'))}")
+    report.emit(f"slow_receiver_deliveries_per_s {format_value(report.value(f'product_batch_on_slow_w2_{db}'))}")
+
+
+def format_ratio(value: float) -> str:
+    return "nan" if value != value else f"{value:.2f}"
+
+
+def machine_description() -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    return [f"cores (nproc): {os.cpu_count()}", f"CPU: {cpu}", f"Python: {platform.python_version()}",
+            f"OS: {platform.platform()}", f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"]
+
+
+def save_results(report: Report, plan: Plan, receivers: str) -> None:
+    text = "\n".join([
+        "# Benchmark results (last full run)",
+        "",
+        "Written by `make bench` (`python -m bench`); see the README's \"Performance\" section.",
+        "",
+        *[f"- {line}" for line in machine_description()],
+        f"- N = {plan.count:,} events per scenario (baseline A: {plan.baseline_rq_count:,}), "
+        f"{plan.repeat} run(s) per figure" + (" (median)" if plan.repeat > 1 else ""),
+        f"- receivers: {receivers}",
+        f"- databases: {', '.join(d.label for d in plan.databases)}",
+        f"- whole run: {time.monotonic() - report.started:.0f} s",
+        "",
+        "```",
+        *report.lines,
+        "```",
+        "",
+    ])
+    RESULTS_PATH.write_text(text)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    plan = make_plan(args)
+    report = Report(plan.repeat)
+    for line in machine_description():
+        note(line)
+    with fast_receiver() as fast, slow_receiver() as slow:
+        receivers = f"fast = {fast.name} on 127.0.0.1:{fast.port}; slow = {slow.name} on 127.0.0.1:{slow.port}"
+        note(receivers)
+        note(f"N = {plan.count}; databases: {', '.join(d.label for d in plan.databases)}")
+        if plan.wants("ceiling"):
+            run_ceiling(report, plan, fast.url)
+        for database in plan.databases:
+            run_database(report, plan, database, fast.url, slow.url)
+    print_ratios(report, plan.databases[0])
+    note(f"{report.elapsed()} done")
+    if not args.quick and not plan.only:
+        save_results(report, plan, receivers)
+        note(f"saved {RESULTS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
