@@ -33,7 +33,14 @@ browser-deps:
 test: $(VENV)/.installed-test browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast receiver is Debian's nginx (installed here when root; else an asyncio responder).
 bench: $(VENV)/.installed-test
+	@test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null \
+	    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || true; \
+	  else echo "nginx missing: the fast receiver falls back to asyncio (sudo apt-get install nginx-light)"; fi; }
+	@test $(VENV)/.installed-bench -nt pyproject.toml || { \
+	  $(BIN)/python -m pip install --quiet -e '.[test,bench]' && touch $(VENV)/.installed-bench; }
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:

@@ -49,9 +49,22 @@ class Plan:
     repeat: int
     only: frozenset[str]
     databases: tuple[DatabaseKind, ...]
+    quick: bool = False
 
     def wants(self, scenario: str) -> bool:
         return not self.only or scenario in self.only
+
+    def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
+        """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
+
+        ``--quick`` keeps its two minutes by running the full matrix on the first
+        database only; the others get the emit rates and the product with 2 workers.
+        """
+        if not self.wants(scenario):
+            return ()
+        if self.quick and database != self.databases[0]:
+            return (2,) if scenario.startswith("batch_") else ()
+        return WORKER_COUNTS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +89,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         repeat=max(args.repeat, 1),
         only=frozenset(args.only or ()),
         databases=tuple(database_kind_for(url) for url in args.database) if args.database else default_databases(),
+        quick=args.quick,
     )
 
 
@@ -166,20 +180,20 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast_url: s
         ("batch_on_slow", True, slow_url, scenarios.SLOW_THREADS),
     )
     for scenario, queue_batches, url, threads in product_runs:
-        for workers in WORKER_COUNTS if plan.wants(scenario) else ():
+        for workers in plan.worker_counts(scenario, database):
             name = f"product_{scenario}_w{workers}_{db}"
             report.run(name, lambda: scenarios.delivery_rate(
                 database, url, name=name, count=plan.count, workers=workers,
                 queue_batches=queue_batches, threads=threads))
-    for workers in WORKER_COUNTS if plan.wants("rq") else ():
+    for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(
             database, fast_url, name=name, count=plan.baseline_rq_count, workers=workers))
-    for workers in WORKER_COUNTS if plan.wants("celery") else ():
+    for workers in plan.worker_counts("celery", database):
         name = f"baseline_celery_w{workers}_{db}"
         report.run(name, lambda: baseline_celery.delivery_rate(
             database, fast_url, name=name, count=plan.count, workers=workers))
-    if plan.wants("latency"):
+    if plan.worker_counts("latency", database):
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
             database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds))
 

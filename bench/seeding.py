@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import uuid
 
 from sqlalchemy import insert, text
 
@@ -37,7 +38,7 @@ def seed_log(rows: int, endpoints: int = 3, chunk: int = 20_000, seed: int = 1) 
         events, messages = [], []
         for i in range(first, min(first + chunk, rows)):
             created = start + step * i
-            event_id = f"{i:032x}"
+            event_id = uuid.uuid4().hex
             action, code = rng.choice(ACTIONS), rng.choice(CODES)
             customer = f"customer-{rng.randrange(50_000)}"
             events.append({"id": event_id, "action": action, "customer": customer,

@@ -33,7 +33,7 @@ from tests.support.soak_receiver import SoakReceiver, SoakStats
 from tests.support.waiting import wait_until
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, Attempt, Endpoint, Message
+from webapp.models import DONE, FAILED, Attempt, Message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,32 +147,33 @@ def run_soak(plan: SoakPlan, receiver: SoakReceiver, start_worker: Callable[[], 
     tests' `WorkerProcess`); the caller stops whatever is left afterwards.
     """
     run = SoakRun(plan, create_endpoints(plan, receiver))
-    deadline = time.monotonic() + plan.max_seconds
-    started = time.monotonic()
     workers = [start_worker() for _ in range(plan.workers)]
+    started = time.monotonic()
+    deadline = started + plan.max_seconds
     emit_events(plan)
     run.emit_seconds = time.monotonic() - started
-    try:
-        for threshold in kill_thresholds(plan):
-            final = wait_for_final(plan, threshold, deadline)
-            run.final_at_kills.append(final)
-            workers = kill_and_restart(workers, start_worker, plan.workers)
-        wait_for_final(plan, plan.messages, deadline)
-        run.finished = True
-    except AssertionError:
-        run.finished = False  # out of time: `check` says what is not final
+    for threshold in kill_thresholds(plan):
+        final = wait_for_final(plan, threshold, deadline)
+        if final is None:
+            break  # out of time: `check` says what is not final
+        run.final_at_kills.append(final)
+        workers = kill_and_restart(workers, start_worker, plan.workers)
+    run.finished = wait_for_final(plan, plan.messages, deadline) is not None
     run.seconds = time.monotonic() - started
     run.stats = receiver.stats()
     return run
 
 
-def wait_for_final(plan: SoakPlan, at_least: int, deadline: float) -> int:
-    """Poll until at least ``at_least`` messages are final; returns how many are."""
-    return wait_until(
-        lambda: (final := plan.messages - pending_count()) >= at_least and final,
-        timeout=max(deadline - time.monotonic(), 0.0), interval=plan.poll_interval,
-        message=f"fewer than {at_least} of {plan.messages} messages final",
-    )
+def wait_for_final(plan: SoakPlan, at_least: int, deadline: float) -> int | None:
+    """Poll until at least ``at_least`` messages are final; how many are, or None if the deadline came first."""
+    try:
+        return wait_until(
+            lambda: (final := plan.messages - pending_count()) >= at_least and final,
+            timeout=max(deadline - time.monotonic(), 0.0), interval=plan.poll_interval,
+            message=f"fewer than {at_least} of {plan.messages} messages final",
+        )
+    except AssertionError:
+        return None
 
 
 # ----------------------------------------------------------------------------- the checks

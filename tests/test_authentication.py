@@ -20,13 +20,12 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import text
 
-from tests.support.factories import make_endpoint, reload_message
+from tests.support.factories import attempts_of, final, make_endpoint
 from tests.support.receiver import Receiver
 from tests.support.s3_server import S3Server
 from tests.support.verifying_receivers import (
     basic_verifier, check_basic, check_escher, check_sigv4, escher_verifier, sigv4_verifier,
 )
-from tests.support.waiting import wait_until
 from webapp.crypto import secret_box
 from webapp.delivery.test_send import send_test
 from webapp.events import emit
@@ -48,17 +47,6 @@ S3_FILENAME_FORMAT = "webhooks/{date:%Y/%m/%d}/{customer}/{action}-{message_id}.
 ONE_ATTEMPT = {"WEBHOOKS_MAX_ATTEMPTS": "1"}
 
 
-def final(message_id: int, timeout: float = 20.0):
-    return wait_until(
-        lambda: (m := reload_message(message_id)) and m.status in (DONE, FAILED) and m,
-        timeout=timeout, message=f"message {message_id} never reached a final status",
-    )
-
-
-def attempts_of(message_id: int) -> list[Attempt]:
-    rows = db.session.scalars(db.select(Attempt).where(Attempt.message_id == message_id).order_by(Attempt.number)).all()
-    db.session.rollback()
-    return list(rows)
 
 
 def message_for(event, endpoint: Endpoint):
@@ -291,13 +279,12 @@ def test_secrets_are_never_stored_or_shown(app, client, start_worker, s3_server,
     aws = sigv4_verifier(ACCESS_KEY_ID, AWS_SECRET, REGION, SERVICE)
     ems = escher_verifier(ACCESS_KEY_ID, EMS_SECRET, REGION, SERVICE)
     with Receiver(handler=basic) as basic_rx, Receiver(handler=aws) as aws_rx, Receiver(handler=ems) as ems_rx:
-        endpoints = [
-            make_endpoint(basic_rx.url, auth_type="basic", auth_username=BASIC_USER, secret=BASIC_PASSWORD),
-            aws_endpoint(aws_rx.base_url + SIGNED_TARGET),
-            ems_endpoint(ems_rx.base_url + SIGNED_TARGET),
-            s3_endpoint(s3_server, bucket_url),
-            s3_endpoint(s3_server, bucket_url, secret="wrong-" + s3_secret),  # 403 response stored too
-        ]
+        # Created in this order: the event's messages come back in endpoint order.
+        make_endpoint(basic_rx.url, auth_type="basic", auth_username=BASIC_USER, secret=BASIC_PASSWORD)
+        aws_endpoint(aws_rx.base_url + SIGNED_TARGET)
+        ems_endpoint(ems_rx.base_url + SIGNED_TARGET)
+        s3_endpoint(s3_server, bucket_url)
+        s3_endpoint(s3_server, bucket_url, secret="wrong-" + s3_secret)  # 403 response stored too
         worker = start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "2"})
         event = emit("checkout", "cust-5", {"total": 5})
         messages = [final(m.id) for m in event.messages]

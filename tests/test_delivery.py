@@ -5,27 +5,14 @@ import json
 
 import pytest
 
-from tests.support.factories import make_endpoint, reload_message
+from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver, refused_url
-from tests.support.waiting import wait_until
 from webapp.events import emit
-from webapp.models import Attempt, DONE, FAILED
-from webapp.extensions import db
+from webapp.models import DONE, FAILED
 
 pytestmark = pytest.mark.db
 
 
-def final(message_id: int, timeout: float = 20.0):
-    return wait_until(
-        lambda: (m := reload_message(message_id)) and m.status in (DONE, FAILED) and m,
-        timeout=timeout, message=f"message {message_id} never reached a final status",
-    )
-
-
-def attempts_of(message_id: int) -> list[Attempt]:
-    rows = db.session.scalars(db.select(Attempt).where(Attempt.message_id == message_id).order_by(Attempt.number)).all()
-    db.session.rollback()
-    return list(rows)
 
 
 def test_event_reaches_receiver_with_json_body_and_headers(app, receiver, start_worker):

@@ -13,11 +13,11 @@ from tests.support.factories import make_endpoint, reload_message
 from tests.support.processes import own_group_children
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from tests.test_delivery import attempts_of, final
+from tests.support.factories import attempts_of, final
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
 from webapp.embedded_redis import EmbeddedRedis
 from webapp.events import emit_many
-from webapp.models import DONE, FAILED
+from webapp.models import DONE
 
 pytestmark = pytest.mark.db
 

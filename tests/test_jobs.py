@@ -12,7 +12,7 @@ from rq.job import Job, JobStatus
 
 from tests.support.factories import make_endpoint
 from tests.support.waiting import wait_until
-from tests.test_delivery import final
+from tests.support.factories import final
 from webapp.extensions import db
 from webapp.models import DONE, Event
 

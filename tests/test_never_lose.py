@@ -9,7 +9,7 @@ from rq.registry import ScheduledJobRegistry
 from tests.support.factories import make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from tests.test_delivery import attempts_of, final
+from tests.support.factories import attempts_of, final
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
 from webapp.events import emit_many
 from webapp.models import DONE, RESENT

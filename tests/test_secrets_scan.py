@@ -11,7 +11,7 @@ from redis import Redis
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver
-from tests.test_delivery import final
+from tests.support.factories import final
 from webapp.events import emit_many
 from webapp.extensions import db
 from webapp.logbook.export import stream

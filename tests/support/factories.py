@@ -1,9 +1,10 @@
-"""Build rows for tests the way the product stores them."""
+"""Build rows for tests the way the product stores them, and read them back as workers change them."""
 from __future__ import annotations
 
+from tests.support.waiting import wait_until
 from webapp.crypto import secret_box
 from webapp.extensions import db
-from webapp.models import Endpoint, Message
+from webapp.models import DONE, FAILED, Attempt, Endpoint, Message
 
 
 def make_endpoint(url: str, *, actions=("*",), secret: str | None = None, **settings) -> Endpoint:
@@ -21,3 +22,17 @@ def reload_message(message_id: int) -> Message:
     message = db.session.get(Message, message_id)
     db.session.rollback()  # end the read transaction so SQLite writers are never blocked
     return message
+
+
+def final(message_id: int, timeout: float = 20.0) -> Message:
+    """Wait (poll with a deadline) until a worker has brought the message to done or failed."""
+    return wait_until(
+        lambda: (m := reload_message(message_id)) and m.status in (DONE, FAILED) and m,
+        timeout=timeout, message=f"message {message_id} never reached a final status",
+    )
+
+
+def attempts_of(message_id: int) -> list[Attempt]:
+    rows = db.session.scalars(db.select(Attempt).where(Attempt.message_id == message_id).order_by(Attempt.number)).all()
+    db.session.rollback()
+    return list(rows)

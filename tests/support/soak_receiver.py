@@ -41,7 +41,7 @@ class SoakStats:
     failures: int  # answered 500 on purpose
     stalls: int  # held past the timeout and closed unanswered
     duplicates: int  # already acknowledged before: answered 200 again
-    overlapping: int  # arrived while a request with the same (path, Webhook-Id) was still being handled
+    overlapping: int  # arrived while an answer to the same (path, Webhook-Id) was still being given
     acknowledged: frozenset[tuple[str, str]]  # distinct (path, Webhook-Id) answered 200
 
 
@@ -116,21 +116,27 @@ class SoakReceiver:
             self._requests += 1
             if key in self._in_flight:
                 self._overlapping += 1
-            self._in_flight.add(key)
-            if key in self._acknowledged:
-                self._duplicates += 1
-                return "duplicate"
-            draw = self._random.random()
-            if draw < self.fail_rate:
-                self._failures += 1
-                return "fail"
-            if draw < self.fail_rate + self.stall_rate:
-                self._stalls += 1
-                return "stall"
-            self._acknowledged.add(key)  # before the 200 goes out: a client holding it finds it recorded
-            return "ack"
+            fate = self._fate_of(key)
+            if fate != "stall":  # a stalled request is abandoned by its client: its re-send may come meanwhile
+                self._in_flight.add(key)
+            return fate
+
+    def _fate_of(self, key: tuple[str, str]) -> str:
+        if key in self._acknowledged:
+            self._duplicates += 1
+            return "duplicate"
+        draw = self._random.random()
+        if draw < self.fail_rate:
+            self._failures += 1
+            return "fail"
+        if draw < self.fail_rate + self.stall_rate:
+            self._stalls += 1
+            return "stall"
+        self._acknowledged.add(key)  # before the 200 goes out: a client holding it finds it recorded
+        return "ack"
 
     def finished(self, key: tuple[str, str]) -> None:
+        """The answer to ``key`` is out (or the connection broke): it is no longer in flight."""
         with self._lock:
             self._in_flight.discard(key)
 
@@ -195,23 +201,19 @@ class _SoakHandler(BaseHTTPRequestHandler):
                 return
             key = (self.path, self.headers.get("Webhook-Id", ""))
             fate = receiver.decide(key)
+            if fate == "stall":
+                receiver.stall()
+                self.close_connection = True  # close without a single byte of answer
+                return
+            status, body = (500, b"soak: planned failure") if fate == "fail" else (200, b"ok")
             try:
-                self._carry_out(receiver, fate)
+                self._answer(status, body)
             finally:
                 receiver.finished(key)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client gave up; nothing to answer
 
     do_PUT = do_POST
-
-    def _carry_out(self, receiver: SoakReceiver, fate: str) -> None:
-        if fate == "stall":
-            receiver.stall()
-            self.close_connection = True  # close without a single byte of answer
-        elif fate == "fail":
-            self._answer(500, b"soak: planned failure")
-        else:
-            self._answer(200, b"ok")
 
     def _answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
