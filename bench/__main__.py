@@ -83,7 +83,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     count = 2_000 if args.quick else 20_000
     return Plan(
         count=count,
-        baseline_rq_count=400 if args.quick else 2_000,
+        baseline_rq_count=300 if args.quick else 2_000,
         latency_seconds=4.0 if args.quick else 10.0,
         latency_rate=50.0,
         repeat=max(args.repeat, 1),
@@ -169,22 +169,22 @@ def run_ceiling(report: Report, plan: Plan, fast_url: str) -> None:
         report.run(name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers))
 
 
-def run_database(report: Report, plan: Plan, database: DatabaseKind, fast_url: str, slow_url: str) -> None:
+def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow) -> None:
     """Every scenario that needs a database, on one kind of database."""
-    db = database.label
+    db, fast_url = database.label, fast.url
     if plan.wants("emit"):
         report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count))
     product_runs = (
-        ("batch_on_fast", True, fast_url, scenarios.FAST_THREADS),
-        ("batch_off_fast", False, fast_url, scenarios.FAST_THREADS),
-        ("batch_on_slow", True, slow_url, scenarios.SLOW_THREADS),
+        ("batch_on_fast", True, fast.url, scenarios.FAST_THREADS, None),
+        ("batch_off_fast", False, fast.url, scenarios.FAST_THREADS, None),
+        ("batch_on_slow", True, slow.url, scenarios.SLOW_THREADS, slow.answered),
     )
-    for scenario, queue_batches, url, threads in product_runs:
+    for scenario, queue_batches, url, threads, answered in product_runs:
         for workers in plan.worker_counts(scenario, database):
             name = f"product_{scenario}_w{workers}_{db}"
             report.run(name, lambda: scenarios.delivery_rate(
                 database, url, name=name, count=plan.count, workers=workers,
-                queue_batches=queue_batches, threads=threads))
+                queue_batches=queue_batches, threads=threads, answered=answered))
     for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
         if plan.wants("ceiling"):
             run_ceiling(report, plan, fast.url)
         for database in plan.databases:
-            run_database(report, plan, database, fast.url, slow.url)
+            run_database(report, plan, database, fast, slow)
     print_ratios(report, plan.databases[0])
     note(f"{report.elapsed()} done")
     if not args.quick and not plan.only:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
+from typing import Callable
 
 from redis import Redis
 from rq import Worker
@@ -151,15 +152,22 @@ def emit_rates(database: DatabaseKind, receiver_url: str, count: int) -> list[Fi
 
 
 def delivery_rate(database: DatabaseKind, receiver_url: str, *, name: str, count: int, workers: int,
-                  queue_batches: bool, threads: int) -> list[Figure]:
-    """Deliveries/s of the product, emit → every message ``done`` (see the module docstring)."""
+                  queue_batches: bool, threads: int, answered: Callable[[], int] | None = None) -> list[Figure]:
+    """Deliveries/s of the product, emit → every message ``done`` (see the module docstring).
+
+    ``answered`` (the receiver's own request counter, when it keeps one) must
+    grow by at least ``count``: the messages really reached it.
+    """
     with stack(database) as bench_stack, product_app(bench_stack):
         add_endpoint(receiver_url, queue_batches=queue_batches, threads=threads)
+        answered_before = answered() if answered else 0
         with children(start_product_workers(bench_stack, workers)) as processes:
             started = time.monotonic()
             emit_in_chunks(count)
             finished = wait_until_drained(pending_messages, count, name, processes)
         require_all_done(count, name)
+        if answered and answered() - answered_before < count:
+            raise ScenarioFailed(f"{name}: the receiver answered {answered() - answered_before} of {count}")
         figures = [Figure(name, count / (finished - started), "deliveries/s")]
         if not queue_batches:
             figures.append(Figure(f"{name}_out_of_order", out_of_order_attempts(), "messages"))

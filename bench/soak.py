@@ -19,23 +19,33 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from sqlalchemy import func, select, text
+from cryptography.fernet import Fernet
+from flask_migrate import upgrade
+from redis import Redis
+from rq import Worker
+from sqlalchemy import create_engine, func, select, text
 
+from tests.support.factories import make_endpoint
 from tests.support.soak_receiver import SoakReceiver, SoakStats
 from tests.support.waiting import wait_until
+from webapp import create_app
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
+from webapp.embedded_redis import EmbeddedRedis
+from webapp.events import emit_many
 from webapp.extensions import db
 from webapp.models import DONE, FAILED, Attempt, Message
 
 ROOT = Path(__file__).resolve().parent.parent
+
 
 @dataclass(frozen=True)
 class SoakPlan:
@@ -100,8 +110,6 @@ def actions_of_endpoint(number: int, plan: SoakPlan) -> list[str]:
 
 def create_endpoints(plan: SoakPlan, receiver: SoakReceiver) -> dict[int, str]:
     """The soak's endpoints, one receiver path each; returns endpoint id -> path."""
-    from tests.support.factories import make_endpoint
-
     paths = {}
     for number in range(plan.endpoints):
         endpoint = make_endpoint(receiver.url_for(number), actions=actions_of_endpoint(number, plan),
@@ -113,8 +121,6 @@ def create_endpoints(plan: SoakPlan, receiver: SoakReceiver) -> dict[int, str]:
 
 def emit_events(plan: SoakPlan) -> None:
     """All the soak's events, ``plan.chunk`` per ``emit_many`` call (one transaction each)."""
-    from webapp.events import emit_many
-
     for first in range(0, plan.events, plan.chunk):
         emit_many([(action_of_event(i, plan), f"customer-{i % 997}", {"n": i, "soak": True})
                    for i in range(first, min(first + plan.chunk, plan.events))])
@@ -214,7 +220,8 @@ def read_ledger() -> Ledger:
         .join(Message, (Message.id == Attempt.message_id) & (Message.attempts == Attempt.number))
     ):
         last_attempts[message_id].append((code, error))
-    interrupted = db.session.scalar(select(func.count()).select_from(Attempt).where(Attempt.error == LOST_ATTEMPT_ERROR))
+    interrupted = db.session.scalar(
+        select(func.count()).select_from(Attempt).where(Attempt.error == LOST_ATTEMPT_ERROR))
     db.session.rollback()
     return Ledger(messages, attempt_counts, dict(last_attempts), interrupted)
 
@@ -247,7 +254,8 @@ def check_rows(run: SoakRun, ledger: Ledger) -> list[str]:
     problems = []
     if len(ledger.messages) != run.plan.messages:
         problems.append(f"{len(ledger.messages)} message rows, expected {run.plan.messages}")
-    doubled = [key for key, n in collections.Counter((r.event_id, r.endpoint_id) for r in ledger.messages).items() if n > 1]
+    rows_per_pair = collections.Counter((r.event_id, r.endpoint_id) for r in ledger.messages)
+    doubled = [pair for pair, rows in rows_per_pair.items() if rows > 1]
     if doubled:
         problems.append(f"{len(doubled)} (event, endpoint) pairs have more than one message row, e.g. {doubled[:3]}")
     return problems
@@ -339,7 +347,8 @@ def check_acknowledgements(run: SoakRun, ledger: Ledger) -> list[str]:
         problems.append(f"{len(unexplained)} ids acknowledged by the receiver but not done, with no unknown-outcome "
                         f"last attempt to explain it, e.g. {sorted(unexplained)[:3]}")
     if not problems and len(done) != len(run.stats.acknowledged) - len(explained):
-        problems.append(f"done {len(done)} != acknowledged {len(run.stats.acknowledged)} - unconfirmed {len(explained)}")
+        problems.append(f"done {len(done)} != acknowledged {len(run.stats.acknowledged)} "
+                        f"- unconfirmed {len(explained)}")
     return problems
 
 
@@ -408,8 +417,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def soak_env(instance: Path, redis_url: str, database_url: str) -> dict[str, str]:
     """The environment of this process and of every worker it starts (like the tests' ``base_env``)."""
-    from cryptography.fernet import Fernet
-
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -426,8 +433,6 @@ def soak_env(instance: Path, redis_url: str, database_url: str) -> dict[str, str
 
 def reset_postgresql(url: str) -> None:
     """An empty public schema, so the migrations start from nothing."""
-    from sqlalchemy import create_engine
-
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -444,9 +449,7 @@ class BenchWorkers:
         self.started: list = []
 
     def start(self):
-        from redis import Redis
-        from rq import Worker
-
+        # Imported late: the tests' conftest imports pytest and the test servers.
         from tests.conftest import WorkerProcess
 
         connection = Redis.from_url(self.env["REDIS_URL"])
@@ -471,13 +474,6 @@ class BenchWorkers:
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> bool:
     """One soak in ``workdir``; prints the figures and any failed check; True if it passed."""
-    import os
-
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-    from webapp.embedded_redis import EmbeddedRedis
-
     plan = SoakPlan(events=args.events, endpoints=args.endpoints, fanout=args.fanout, workers=args.workers,
                     kills=args.kills, seed=args.seed, max_seconds=args.max_minutes * 60)
     database_url = args.database or f"sqlite:///{workdir / 'soak.db'}"

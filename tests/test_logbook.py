@@ -215,3 +215,13 @@ def test_retention_deletes_exactly_what_is_older_than_the_cut_off(app):
     remaining = sorted(m.event_id for m in db.session.scalars(db.select(Message)))
     assert remaining == ["edge_new", "new", "old"]
     assert sorted(db.session.scalars(db.select(Event.id))) == ["edge_new", "new", "old"]
+
+
+def test_the_failed_count_stops_at_its_cap(seeded):
+    from webapp.logbook.filters import count_failed
+
+    messages, _ = seeded
+    failed = sum(1 for m in messages if m["status"] == "failed")
+    assert failed > 4
+    assert count_failed(LogFilter(), cap=3) == 4, "cap + 1 means 'more than the cap'"
+    assert count_failed(LogFilter(), cap=10_000) == failed

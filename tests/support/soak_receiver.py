@@ -27,7 +27,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 HOST = "127.0.0.1"
 PATH_PREFIX = "/hook/"
@@ -102,7 +102,7 @@ class SoakReceiver:
                 pass
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> SoakReceiver:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

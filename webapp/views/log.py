@@ -22,6 +22,7 @@ bp = Blueprint("log", __name__, url_prefix="/log")
 
 LIST_TEMPLATE = "log/index.html"
 VIEW_TEMPLATE = "log/view.html"
+COUNT_CAP = 10_000
 CODE_CLASSES = (("2xx", "2xx success"), ("4xx", "4xx client error"), ("5xx", "5xx server error"),
                 ("none", "No response"))
 
@@ -37,7 +38,7 @@ def index():
     results = page(log_filter, before=before)
     context = {
         "log_filter": log_filter, "results": results, "before": before, "problem": problem,
-        "failed_count": count_failed(log_filter), "endpoints": _endpoints(),
+        "endpoints": _endpoints(),
         "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,
         "retention_days": current_app.config["WEBHOOKS_RETENTION_DAYS"],
     }
@@ -77,7 +78,8 @@ def resend_failed():
         flash(f"{queued} failed message(s) queued again." if queued
               else "Nothing to resend: every failed message in this filter is already resent.", "success")
         return redirect(url_for(".index", **log_filter.to_args()))
-    return render_template("log/resend_failed.html", log_filter=log_filter, count=count_failed(log_filter))
+    return render_template("log/resend_failed.html", log_filter=log_filter, count=count_failed(log_filter, COUNT_CAP),
+                           cap=COUNT_CAP)
 
 
 @bp.get("/export.<fmt>")
