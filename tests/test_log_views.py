@@ -135,3 +135,27 @@ def test_export_downloads_the_filtered_list(operator, log):
     assert rows[0][:5] == ["created_at", "action", "customer", "response_code", "status"]
     assert [r[7] for r in rows[1:]] == [str(log["failed"].id)]
     assert operator.get("/log/export.xls").status_code == 404
+
+
+def test_bulk_resend_end_to_end_with_a_worker_and_a_receiver(app, operator, start_worker):
+    """An outage: every message failed. The receiver is back; one bulk resend delivers them all."""
+    from tests.support.factories import final
+    from tests.support.receiver import Receiver
+    from webapp.events import emit_many
+
+    with Receiver(status=503) as receiver:
+        make_endpoint(receiver.url)
+        start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "1"})
+        events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(4)])
+        assert all(final(e.messages[0].id).status == "failed" for e in events)
+
+        receiver.behave(status=200)
+        assert "queues <strong>4</strong>" in text(operator.get("/log/resend-failed?code=503"))
+        operator.post("/log/resend-failed", {"code": "503"})
+        operator.post("/log/resend-failed", {"code": "503"})  # pressed twice
+        copies = db.session.scalars(db.select(Message).where(Message.resend_of_id.is_not(None))).all()
+        db.session.rollback()
+        assert len(copies) == 4
+        assert all(final(copy.id).status == "done" for copy in copies)
+        delivered = [r for r in receiver.requests if r.status == 200]
+        assert sorted(r.header("Webhook-Id") for r in delivered) == sorted(e.id for e in events)
