@@ -8,6 +8,7 @@ import pytest
 from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver, refused_url
 from webapp.events import emit
+from webapp.extensions import db
 from webapp.models import DONE, FAILED
 
 pytestmark = pytest.mark.db
@@ -165,3 +166,20 @@ def test_queue_batches_on_uses_parallel_threads_over_keep_alive_connections(app,
         assert receiver.max_in_flight > 1, "requests were sent in parallel"
         assert receiver.max_in_flight <= 8
         assert receiver.accept_count <= 8, "connections were reused (keep-alive), not one per message"
+
+
+def test_an_undecryptable_secret_fails_each_attempt_with_the_reason_not_the_job(app, receiver, start_worker):
+    from cryptography.fernet import Fernet
+
+    from webapp.crypto import SecretBox
+
+    endpoint = make_endpoint(receiver.url, auth_type="basic", auth_username="u")
+    endpoint.auth_secret_encrypted = SecretBox(Fernet.generate_key().decode()).encrypt("pw")  # another key
+    db.session.commit()
+    start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "2"})
+    event = emit("checkout", "c1", {})
+    message = final(event.messages[0].id)
+    assert message.status == FAILED and message.attempts == 2
+    assert attempts_of(message.id)[-1].error == (
+        "could not build the request: stored secret cannot be decrypted with WEBHOOKS_ENCRYPTION_KEY")
+    assert receiver.requests == []

@@ -25,6 +25,8 @@ AUTH_TYPES = ("none", "basic", "aws", "aws-s3")
 def authenticate(target: "Target", request: OutgoingRequest, content: "MessageContent", now: dt.datetime) -> OutgoingRequest:
     if target.auth_type == "none":
         return request
+    if target.secret_problem:
+        raise ValueError(target.secret_problem)
     if target.auth_type == "basic":
         return with_basic(target, request)
     if target.auth_type == "aws":

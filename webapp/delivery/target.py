@@ -25,10 +25,17 @@ class Target:
     algo_prefix: str = "AWS4"
     vendor_key: str = "Amz"
     filename_format: str = ""
+    # Why the stored secret is unusable (e.g. encrypted with a key we no longer have).
+    secret_problem: str | None = None
 
     @classmethod
     def from_endpoint(cls, endpoint: Endpoint, proxy_url: str | None) -> "Target":
-        secret = secret_box().decrypt(endpoint.auth_secret_encrypted) if endpoint.auth_secret_encrypted else ""
+        secret, problem = "", None
+        if endpoint.auth_secret_encrypted:
+            try:
+                secret = secret_box().decrypt(endpoint.auth_secret_encrypted)
+            except ValueError as exc:  # every attempt fails with this, rather than the job
+                problem = str(exc)
         return cls(
             endpoint_id=endpoint.id,
             url=endpoint.url,
@@ -46,6 +53,7 @@ class Target:
             algo_prefix=endpoint.auth_algo_prefix or "AWS4",
             vendor_key=endpoint.auth_vendor_key or "Amz",
             filename_format=endpoint.auth_filename_format or "",
+            secret_problem=problem,
         )
 
     def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
