@@ -192,6 +192,10 @@ class Ledger:
     attempt_counts: dict[int, tuple[int, int, int]]  # message id -> (rows, distinct numbers, highest number)
     last_attempts: dict[int, list[tuple[int | None, str | None]]]  # message id -> [(code, error)] of its last number
     interrupted: int  # attempts the sweep recorded for a worker that died
+    interrupted_numbers: dict[int, set[int]]  # message id -> numbers of its interrupted attempts
+
+    def interrupted_at(self, message_id: int, number: int) -> bool:
+        return number in self.interrupted_numbers.get(message_id, ())
 
     @property
     def by_status(self) -> collections.Counter:
@@ -220,10 +224,14 @@ def read_ledger() -> Ledger:
         .join(Message, (Message.id == Attempt.message_id) & (Message.attempts == Attempt.number))
     ):
         last_attempts[message_id].append((code, error))
-    interrupted = db.session.scalar(
-        select(func.count()).select_from(Attempt).where(Attempt.error == LOST_ATTEMPT_ERROR))
+    interrupted_numbers = collections.defaultdict(set)
+    for message_id, number in db.session.execute(
+        select(Attempt.message_id, Attempt.number).where(Attempt.error == LOST_ATTEMPT_ERROR)
+    ):
+        interrupted_numbers[message_id].add(number)
     db.session.rollback()
-    return Ledger(messages, attempt_counts, dict(last_attempts), interrupted)
+    interrupted = sum(len(numbers) for numbers in interrupted_numbers.values())
+    return Ledger(messages, attempt_counts, dict(last_attempts), interrupted, dict(interrupted_numbers))
 
 
 def check(run: SoakRun, ledger: Ledger, max_attempts: int) -> list[str]:
@@ -271,12 +279,14 @@ def check_states(ledger: Ledger, max_attempts: int) -> list[str]:
                   if r.status in (DONE, FAILED) and (r.next_attempt_at is not None or r.lease_owner is not None)]
     if half_final:
         problems.append(f"{len(half_final)} final messages still due or leased (two states), e.g. ids {half_final[:5]}")
-    over = [r.id for r in ledger.messages if r.attempts > max_attempts]
+    # An interrupted last attempt earns one more try (RetryPolicy.after_interruption).
+    allowed = {r.id: max_attempts + (1 if ledger.interrupted_at(r.id, max_attempts) else 0) for r in ledger.messages}
+    over = [r.id for r in ledger.messages if r.attempts > allowed[r.id]]
     if over:
-        problems.append(f"{len(over)} messages over {max_attempts} attempts, e.g. ids {over[:5]}")
-    short = [r.id for r in ledger.messages if r.status == FAILED and r.attempts != max_attempts]
+        problems.append(f"{len(over)} messages over the attempt limit, e.g. ids {over[:5]}")
+    short = [r.id for r in ledger.messages if r.status == FAILED and r.attempts != allowed[r.id]]
     if short:
-        problems.append(f"{len(short)} failed messages without exactly {max_attempts} attempts, e.g. ids {short[:5]}")
+        problems.append(f"{len(short)} failed messages without exactly the allowed attempts, e.g. ids {short[:5]}")
     never_tried = [r.id for r in ledger.messages if r.status == DONE and r.attempts < 1]
     if never_tried:
         problems.append(f"{len(never_tried)} done messages with no attempt, e.g. ids {never_tried[:5]}")
@@ -308,10 +318,10 @@ def explain_unconfirmed(run: SoakRun, ledger: Ledger) -> tuple[set, set]:
     """Split the acknowledged-but-not-done ids into (explained, unexplained).
 
     Explained: the message is ``failed`` and its last attempt's outcome never
-    reached the worker (it died: "delivery interrupted", or it timed out while
-    the receiver's 200 was on its way). At-least-once delivery cannot tell
-    such an attempt from a lost one, and after the last attempt there is no
-    re-send to learn better, so the log says failed while the receiver has it.
+    reached the worker: it timed out while the receiver's 200 was on its way
+    (a timeout is an unsuccessful attempt by the rules), or the worker died on
+    the extra try that an interrupted last attempt earns. Neither happens on an
+    idle machine; a heavily loaded one can make a 200 slower than the timeout.
     """
     rows = {(run.endpoint_paths[r.endpoint_id], r.event_id): r for r in ledger.messages}
     explained, unexplained = set(), set()

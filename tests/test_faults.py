@@ -231,3 +231,27 @@ def test_database_unreachable_during_the_status_write_fails_the_job_loudly_and_l
         message = final(event.messages[0].id, timeout=30)
         assert message.status == DONE and message.attempts == 2
         assert receiver.wait_for(2)[1].header("Webhook-Id") == event.id
+
+
+def test_an_interrupted_last_attempt_gets_one_more_try_instead_of_failing(app, base_env, start_worker):
+    """The receiver may have taken it: with the outcome unknown, the message is not marked failed."""
+    blocker = WriteBlocker(base_env["DATABASE_URL"])
+
+    def answer_then_freeze_writes(request):
+        if blocker.connection is None:
+            blocker.hold()
+        return 200, {}, b"ok"
+
+    with Receiver(handler=answer_then_freeze_writes) as receiver:
+        make_endpoint(receiver.url, timeout=2)
+        worker = start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "1"})
+        [event] = emit_many([("checkout", "c1", {})])
+        [first] = receiver.wait_for(1)
+        wait_until(lambda: first.status == 200, message="the receiver answered 200")
+        worker.kill()
+        blocker.release()
+
+        start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "1"})
+        message = final(event.messages[0].id, timeout=30)
+        assert message.status == DONE and message.attempts == 2
+        assert [a.error for a in attempts_of(message.id)] == [LOST_ATTEMPT_ERROR, None]

@@ -88,3 +88,10 @@ def test_guarded_connections_refuse_private_peers_at_connect_time(host):
         assert receiver.requests == [], "nothing reached the receiver"
     assert outcome.error is not None and "refused to connect" in outcome.error, outcome.error
     assert "loopback address" in outcome.error
+
+
+def test_retry_rules_for_known_and_interrupted_attempts():
+    policy = RetryPolicy(max_attempts=5, interval=10)
+    assert [policy.next_status(False, n) for n in (1, 4, 5)] == ["resent", "resent", "failed"]
+    assert policy.next_status(True, 5) == "done"
+    assert [policy.after_interruption(n) for n in (1, 5, 6)] == ["resent", "resent", "failed"]

@@ -32,6 +32,12 @@ class RetryPolicy:
             return DONE
         return FAILED if attempt_number >= self.max_attempts else RESENT
 
+    def after_interruption(self, attempt_number: int) -> str:
+        """An interrupted attempt counts as unsuccessful, but its outcome is unknown: the
+        receiver may have answered 2xx. So a message never ends failed on one; an interrupted
+        last attempt gets one more try (and a message that keeps killing workers still ends)."""
+        return FAILED if attempt_number > self.max_attempts else RESENT
+
 
 MESSAGE = Message.__table__
 EVENT = Event.__table__
@@ -140,7 +146,7 @@ def recover_expired_leases(policy: RetryPolicy, limit: int = 500) -> int:
     ).all()
     recovered = 0
     for message_id, owner, attempts, lease_until in stale:
-        status = policy.next_status(False, attempts)
+        status = policy.after_interruption(attempts)
         changed = db.session.execute(
             update(Message)
             .where(Message.id == message_id, Message.lease_owner == owner)
