@@ -8,7 +8,9 @@ the first page, a deep page, and each filter. Prints ``name value unit`` lines
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import re
 import statistics
 import tempfile
@@ -29,6 +31,7 @@ def parse_args(argv=None):
 
 def make_app(database: str | None):
     instance = tempfile.mkdtemp(prefix="bench-log-")
+    atexit.register(shutil.rmtree, instance, ignore_errors=True)  # a million-row SQLite file is big
     os.environ.update(WEBHOOKS_INSTANCE_PATH=instance, SECRET_KEY="bench", REDIS_URL="",
                       WEBHOOKS_ENCRYPTION_KEY=Fernet.generate_key().decode(), WEBHOOKS_LOGIN_RATE_LIMIT="1000/minute")
     os.environ["DATABASE_URL"] = database or f"sqlite:///{instance}/bench.db"

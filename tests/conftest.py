@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from tests.support.forward_proxy import ForwardProxy
@@ -94,8 +95,18 @@ def app(base_env, redis_server):
         db.session.remove()
 
 
+class FreshContextClient(FlaskClient):
+    """Each request runs in its own app context (its own ``g`` and DB session), as on a real
+    server: without this it would share the test's context, and ``g`` would leak between requests."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = FreshContextClient
     return app.test_client()
 
 

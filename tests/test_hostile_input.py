@@ -114,6 +114,7 @@ def test_the_endpoints_api_saves_valid_settings_or_names_the_field(app, client, 
     assert 1 <= stored.timeout <= 60 and 1 <= stored.threads <= 64
     assert stored.url == payload["url"].strip() and stored.actions
     assert stored.content_type in ("json", "form") and stored.auth_type in ("none", "basic", "aws", "aws-s3")
+    assert "password" not in result and "secret_key" not in result, "secrets are write-only"
     for secret in ("password", "secret_key"):
-        if isinstance(body.get(secret), str) and body[secret]:
+        if isinstance(body.get(secret), str) and len(body[secret]) >= 8:  # short ones match by chance
             assert body[secret] not in response.get_data(as_text=True)
