@@ -34,6 +34,7 @@ from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_data
 SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+Scenario = Callable[[], list[Figure]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ class Plan:
 
     def wants(self, scenario: str) -> bool:
         return not self.only or scenario in self.only
+
+    def runs(self, scenario: str) -> int:
+        """Runs per figure (the median is printed). The two sides of
+        ``ratio_vs_ceiling``, the ceiling and the product on the fast receiver,
+        are cheap and swing most on a busy shared 2-core machine: 3 runs each,
+        taking turns; everything else ``--repeat`` times (default 1)."""
+        if scenario in ("ceiling", "batch_on_fast"):
+            return max(self.repeat, 3)
+        return self.repeat
 
     def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
@@ -109,23 +119,35 @@ def note(text: str) -> None:
 class Report:
     """Runs scenarios, prints their figures at once, keeps them for the ratios and RESULTS.md."""
 
-    def __init__(self, repeat: int) -> None:
-        self.repeat = repeat
+    def __init__(self) -> None:
         self.figures: dict[str, Figure] = {}
         self.lines: list[str] = []
         self.started = time.monotonic()
 
-    def run(self, label: str, scenario: Callable[[], list[Figure]]) -> None:
-        runs: list[list[Figure]] = []
-        for attempt in range(self.repeat):
-            note(f"{self.elapsed()} {label}" + (f" (run {attempt + 1} of {self.repeat})" if self.repeat > 1 else ""))
-            try:
-                runs.append(scenario())
-            except Exception as exc:  # noqa: BLE001 - one failed scenario must not end the run
-                note(f"{label} FAILED: {exc}")
-                traceback.print_exc(file=sys.stderr)
-        for figure in median_figures(runs):
-            self.add(figure)
+    def run(self, label: str, scenario: Scenario, repeat: int = 1) -> None:
+        self.run_alternating([(label, scenario)], repeat)
+
+    def run_alternating(self, labelled: list[tuple[str, Scenario]], repeat: int) -> None:
+        """Run each scenario ``repeat`` times, taking turns (a, b, a, b, …), then print the medians.
+
+        Taking turns puts the two sides of a ratio next to each other in time,
+        so a neighbour's load on this shared machine hits both alike.
+        """
+        runs: dict[str, list[list[Figure]]] = {label: [] for label, _ in labelled}
+        for attempt in range(repeat):
+            for label, scenario in labelled:
+                note(f"{self.elapsed()} {label}" + (f" (run {attempt + 1} of {repeat})" if repeat > 1 else ""))
+                try:
+                    runs[label].append(scenario())
+                except Exception as exc:  # noqa: BLE001 - one failed scenario must not end the run
+                    note(f"{label} FAILED: {exc}")
+                    traceback.print_exc(file=sys.stderr)
+        for label, label_runs in runs.items():
+            if len(label_runs) > 1:
+                note(f"{label} runs: " + "; ".join(", ".join(f"{format_value(f.value)}" for f in run)
+                                                    for run in label_runs))
+            for figure in median_figures(label_runs):
+                self.add(figure)
 
     def add(self, figure: Figure) -> None:
         self.figures[figure.name] = figure
@@ -163,17 +185,20 @@ def format_value(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def run_ceiling(report: Report, plan: Plan, fast_url: str) -> None:
-    for workers in WORKER_COUNTS:
-        name = f"ceiling_w{workers}"
-        report.run(name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers))
+def ceiling_scenario(plan: Plan, fast_url: str, workers: int) -> tuple[str, Scenario]:
+    name = f"ceiling_w{workers}"
+    return name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers)
 
 
-def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow) -> None:
-    """Every scenario that needs a database, on one kind of database."""
+def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow, *, with_ceiling: bool) -> None:
+    """Every scenario that needs a database, on one kind of database.
+
+    ``with_ceiling``: the ceiling runs here, taking turns with the product on
+    the fast receiver (same worker count), the two sides of ``ratio_vs_ceiling``.
+    """
     db, fast_url = database.label, fast.url
     if plan.wants("emit"):
-        report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count))
+        report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count), plan.runs("emit"))
     product_runs = (
         ("batch_on_fast", True, fast.url, scenarios.FAST_THREADS, None),
         ("batch_off_fast", False, fast.url, scenarios.FAST_THREADS, None),
@@ -182,20 +207,23 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow)
     for scenario, queue_batches, url, threads, answered in product_runs:
         for workers in plan.worker_counts(scenario, database):
             name = f"product_{scenario}_w{workers}_{db}"
-            report.run(name, lambda: scenarios.delivery_rate(
+            labelled = [(name, lambda: scenarios.delivery_rate(
                 database, url, name=name, count=plan.count, workers=workers,
-                queue_batches=queue_batches, threads=threads, answered=answered))
+                queue_batches=queue_batches, threads=threads, answered=answered))]
+            if with_ceiling and scenario == "batch_on_fast":
+                labelled.insert(0, ceiling_scenario(plan, fast_url, workers))
+            report.run_alternating(labelled, plan.runs(scenario))
     for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(
-            database, fast_url, name=name, count=plan.baseline_rq_count, workers=workers))
+            database, fast_url, name=name, count=plan.baseline_rq_count, workers=workers), plan.runs("rq"))
     for workers in plan.worker_counts("celery", database):
         name = f"baseline_celery_w{workers}_{db}"
         report.run(name, lambda: baseline_celery.delivery_rate(
-            database, fast_url, name=name, count=plan.count, workers=workers))
+            database, fast_url, name=name, count=plan.count, workers=workers), plan.runs("celery"))
     if plan.worker_counts("latency", database):
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
-            database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds))
+            database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds), plan.runs("latency"))
 
 
 def print_ratios(report: Report, database: DatabaseKind) -> None:
@@ -227,7 +255,8 @@ def save_results(report: Report, plan: Plan, receivers: str) -> None:
         "",
         *[f"- {line}" for line in machine_description()],
         f"- N = {plan.count:,} events per scenario (baseline A: {plan.baseline_rq_count:,}), "
-        f"{plan.repeat} run(s) per figure" + (" (median)" if plan.repeat > 1 else ""),
+        f"runs per figure (median): ceiling {plan.runs('ceiling')}, product on the fast receiver "
+        f"{plan.runs('batch_on_fast')}, the others {plan.repeat}",
         f"- receivers: {receivers}",
         f"- databases: {', '.join(d.label for d in plan.databases)}",
         f"- whole run: {time.monotonic() - report.started:.0f} s",
@@ -243,17 +272,19 @@ def save_results(report: Report, plan: Plan, receivers: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
-    report = Report(plan.repeat)
+    report = Report()
     for line in machine_description():
         note(line)
     with fast_receiver() as fast, slow_receiver() as slow:
         receivers = f"fast = {fast.name} on 127.0.0.1:{fast.port}; slow = {slow.name} on 127.0.0.1:{slow.port}"
         note(receivers)
         note(f"N = {plan.count}; databases: {', '.join(d.label for d in plan.databases)}")
-        if plan.wants("ceiling"):
-            run_ceiling(report, plan, fast.url)
-        for database in plan.databases:
-            run_database(report, plan, database, fast, slow)
+        ceiling_with_product = plan.wants("ceiling") and plan.wants("batch_on_fast")
+        if plan.wants("ceiling") and not ceiling_with_product:
+            for workers in WORKER_COUNTS:
+                report.run(*ceiling_scenario(plan, fast.url, workers), plan.runs("ceiling"))
+        for index, database in enumerate(plan.databases):
+            run_database(report, plan, database, fast, slow, with_ceiling=ceiling_with_product and index == 0)
     print_ratios(report, plan.databases[0])
     note(f"{report.elapsed()} done")
     if not args.quick and not plan.only:

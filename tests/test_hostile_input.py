@@ -118,3 +118,35 @@ def test_the_endpoints_api_saves_valid_settings_or_names_the_field(app, client, 
     for secret in ("password", "secret_key"):
         if isinstance(body.get(secret), str) and len(body[secret]) >= 8:  # short ones match by chance
             assert body[secret] not in response.get_data(as_text=True)
+
+
+form_values = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["https://hooks.example.com/x", "basic", "aws", "aws-s3", "none", "json", "form", "y", "", "0", "1", "60",
+     "61", "8", "65", "abc", "{action}.{ext}", "{nope}", "checkout", "*", "eu-west-1", "s3"]))
+
+
+@pytest.fixture
+def operator(client):
+    from tests.support.web import Operator
+
+    return Operator(client).create().login()
+
+
+@FIXTURES_OK
+@given(fields=st.dictionaries(st.sampled_from(ENDPOINT_KEYS), form_values | st.lists(form_values, max_size=3),
+                              max_size=10))
+def test_the_settings_form_saves_valid_settings_or_shows_the_field_error(app, operator, fields):
+    before = db.session.scalar(db.select(db.func.count()).select_from(Endpoint))
+    response = operator.post("/settings/new", {"url": "https://hooks.example.com/in", "actions": "checkout", **fields})
+    assert response.status_code in (302, 422), response.status_code
+    count = db.session.scalar(db.select(db.func.count()).select_from(Endpoint))
+    if response.status_code == 422:
+        assert 'class="field-error"' in response.get_data(as_text=True), "the error is shown next to its field"
+        assert count == before, "nothing saved"
+        return
+    assert count == before + 1
+    stored = db.session.scalars(db.select(Endpoint).order_by(Endpoint.id.desc())).first()
+    url = fields.get("url", "https://hooks.example.com/in")
+    assert stored.url == (url[0] if isinstance(url, list) else url).strip()
+    assert 1 <= stored.timeout <= 60 and 1 <= stored.threads <= 64
+    assert stored.auth_type in ("none", "basic", "aws", "aws-s3") and stored.actions

@@ -51,7 +51,22 @@ def redis_dump(redis: Redis) -> bytes:
     return b"\n".join(parts)
 
 
-def test_no_secret_in_redis_jobs_database_export_or_logs(app, start_worker, redis_server):
+def rendered_pages(client, message_ids: list[int], endpoint_ids: list[int]) -> bytes:
+    """Every page an operator can open about these messages and endpoints, and the API's views."""
+    from tests.support.web import Operator
+    from webapp.tokens import create_token
+
+    operator = Operator(client).create().login()
+    paths = ["/log", "/log?status=done", "/settings", "/log/export.csv", "/log/export.psv"]
+    paths += [f"/log/{i}" for i in message_ids] + [f"/settings/{i}" for i in endpoint_ids]
+    pages = [operator.get(path).get_data() for path in paths]
+    token = {"Authorization": f"Bearer {create_token('scan')}"}
+    pages += [client.get(f"/api/v1/messages/{i}", headers=token).get_data() for i in message_ids]
+    pages.append(client.get("/api/v1/endpoints", headers=token).get_data())
+    return b"\n".join(pages)
+
+
+def test_no_secret_in_redis_jobs_database_export_pages_or_logs(app, client, start_worker, redis_server):
     with Receiver(fail_first=2) as receiver:
         make_endpoint(receiver.url, auth_type="basic", auth_username="shop", secret=PASSWORD, actions=["checkout"])
         make_endpoint(receiver.url, auth_type="aws", auth_region="eu-west-1", auth_service="execute-api",
@@ -76,6 +91,10 @@ def test_no_secret_in_redis_jobs_database_export_or_logs(app, start_worker, redi
         assert b"Basic [redacted]" in stored and b"Signature=[redacted]" in stored
         export = "".join(stream(LogFilter(), "csv")).encode() + "".join(stream(LogFilter(), "psv")).encode()
         logs = worker.output().encode()
+        message_ids = [m.id for e in events for m in e.messages]
+        pages = rendered_pages(client, message_ids, sorted({m.endpoint_id for e in events for m in e.messages}))
+        assert b"Basic [redacted]" in pages, "the scan saw the attempts' views"
         for secret in forbidden:
-            for place, text in (("redis", dump), ("attempts", stored), ("export", export), ("worker log", logs)):
+            for place, text in (("redis", dump), ("attempts", stored), ("export", export), ("worker log", logs),
+                                ("pages", pages)):
                 assert secret not in text, f"{secret!r} found in {place}"
