@@ -20,16 +20,18 @@ import datetime as dt
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from . import baseline_celery, baseline_rq, ceiling, scenarios
-from .receivers import fast_receiver, slow_receiver
-from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_database, postgres_reachable
+from .receivers import NGINX, fast_receiver, slow_receiver
+from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_database, postgres_reachable, psql
 
 SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency")
 WORKER_COUNTS = (1, 2)
@@ -56,13 +58,11 @@ class Plan:
         return not self.only or scenario in self.only
 
     def runs(self, scenario: str) -> int:
-        """Runs per figure (the median is printed). The two sides of
-        ``ratio_vs_ceiling``, the ceiling and the product on the fast receiver,
-        are cheap and swing most on a busy shared 2-core machine: 3 runs each,
-        taking turns; everything else ``--repeat`` times (default 1)."""
-        if scenario in ("ceiling", "batch_on_fast"):
-            return max(self.repeat, 3)
-        return self.repeat
+        """Runs per figure (the median is printed). The ceiling, and the product
+        on the fast receiver it takes turns with (the two sides of
+        ``ratio_vs_ceiling``), are cheap and swing most on a busy shared 2-core
+        machine: 3 runs each; everything else ``--repeat`` times (default 1)."""
+        return max(self.repeat, 3) if scenario == "ceiling" else self.repeat
 
     def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
@@ -123,6 +123,7 @@ class Report:
         self.figures: dict[str, Figure] = {}
         self.lines: list[str] = []
         self.started = time.monotonic()
+        self.started_at = dt.datetime.now(dt.timezone.utc)
 
     def run(self, label: str, scenario: Scenario, repeat: int = 1) -> None:
         self.run_alternating([(label, scenario)], repeat)
@@ -185,9 +186,10 @@ def format_value(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def ceiling_scenario(plan: Plan, fast_url: str, workers: int) -> tuple[str, Scenario]:
-    name = f"ceiling_w{workers}"
-    return name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers)
+def ceiling_scenario(plan: Plan, fast_url: str, workers: int, client: str = "requests") -> tuple[str, Scenario]:
+    name = f"ceiling_w{workers}" if client == "requests" else f"ceiling_{client}_w{workers}"
+    return name, lambda: ceiling.requests_per_second(fast_url, name=name, count=plan.count, processes=workers,
+                                                     client=client)
 
 
 def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow, *, with_ceiling: bool) -> None:
@@ -212,7 +214,9 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
                 queue_batches=queue_batches, threads=threads, answered=answered))]
             if with_ceiling and scenario == "batch_on_fast":
                 labelled.insert(0, ceiling_scenario(plan, fast_url, workers))
-            report.run_alternating(labelled, plan.runs(scenario))
+            report.run_alternating(labelled, plan.runs("ceiling" if len(labelled) > 1 else scenario))
+            if with_ceiling and scenario == "batch_on_fast":
+                report.run(*ceiling_scenario(plan, fast_url, workers, "urllib3"), plan.repeat)
     for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(
@@ -240,11 +244,22 @@ def format_ratio(value: float) -> str:
     return "nan" if value != value else f"{value:.2f}"
 
 
-def machine_description() -> list[str]:
+def machine_description(started: dt.datetime) -> list[str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown")
     return [f"cores (nproc): {os.cpu_count()}", f"CPU: {cpu}", f"Python: {platform.python_version()}",
-            f"OS: {platform.platform()}", f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"]
+            f"OS: {platform.platform()}", f"started: {started:%Y-%m-%d %H:%M} UTC"]
+
+
+def software_versions(databases: tuple[DatabaseKind, ...]) -> str:
+    """The parts whose speed the figures depend on."""
+    versions = [f"{name} {metadata.version(name)}" for name in ("rq", "celery", "requests", "urllib3", "sqlalchemy")]
+    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip() if Path(NGINX).exists() else ""
+    if nginx:
+        versions.append(nginx.removeprefix("nginx version: "))
+    if any(database.label == "pg" for database in databases):
+        versions.append("PostgreSQL " + psql("SHOW server_version"))
+    return ", ".join(versions)
 
 
 def save_results(report: Report, plan: Plan, receivers: str) -> None:
@@ -253,10 +268,11 @@ def save_results(report: Report, plan: Plan, receivers: str) -> None:
         "",
         "Written by `make bench` (`python -m bench`); see the README's \"Performance\" section.",
         "",
-        *[f"- {line}" for line in machine_description()],
+        *[f"- {line}" for line in machine_description(report.started_at)],
+        f"- software: {software_versions(plan.databases)}",
         f"- N = {plan.count:,} events per scenario (baseline A: {plan.baseline_rq_count:,}), "
-        f"runs per figure (median): ceiling {plan.runs('ceiling')}, product on the fast receiver "
-        f"{plan.runs('batch_on_fast')}, the others {plan.repeat}",
+        f"runs per figure (median): {plan.runs('ceiling')} for the ceiling and the product on the fast "
+        f"receiver on {plan.databases[0].label} (taking turns), {plan.repeat} for the others",
         f"- receivers: {receivers}",
         f"- databases: {', '.join(d.label for d in plan.databases)}",
         f"- whole run: {time.monotonic() - report.started:.0f} s",
@@ -273,7 +289,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
     report = Report()
-    for line in machine_description():
+    for line in machine_description(report.started_at):
         note(line)
     with fast_receiver() as fast, slow_receiver() as slow:
         receivers = f"fast = {fast.name} on 127.0.0.1:{fast.port}; slow = {slow.name} on 127.0.0.1:{slow.port}"
@@ -283,6 +299,7 @@ def main(argv=None) -> int:
         if plan.wants("ceiling") and not ceiling_with_product:
             for workers in WORKER_COUNTS:
                 report.run(*ceiling_scenario(plan, fast.url, workers), plan.runs("ceiling"))
+                report.run(*ceiling_scenario(plan, fast.url, workers, "urllib3"), plan.repeat)
         for index, database in enumerate(plan.databases):
             run_database(report, plan, database, fast, slow, with_ceiling=ceiling_with_product and index == 0)
     print_ratios(report, plan.databases[0])

@@ -23,24 +23,14 @@ from rq import Queue, Worker
 from sqlalchemy.orm import configure_mappers
 
 from . import naive
-from .stack import ChildProcess, DatabaseKind, Figure, ScenarioFailed, children, stack, wait_for, wait_until_drained
+from .stack import (ChildProcess, DatabaseKind, Figure, ScenarioFailed, children, stack, start_rq_workers, wait_until_drained)
 
 QUEUE = "naive"
 JOB = "bench.naive.deliver_message"
 
 
 def start_workers(bench_stack, count: int) -> list[ChildProcess]:
-    workers = [ChildProcess.python(["-m", "bench.baseline_rq", "worker"], bench_stack.env,
-                                   bench_stack.path(f"rq-worker{n}.log")) for n in range(count)]
-    connection = Redis.from_url(bench_stack.redis.url)
-    try:
-        wait_for(lambda: Worker.count(connection=connection) >= count, 60, "rq workers registering",
-                 processes=workers)
-    except BaseException:
-        for worker in workers:
-            worker.stop()
-        raise
-    return workers
+    return start_rq_workers(bench_stack, lambda n: ["-m", "bench.baseline_rq", "worker"], count, "rq-worker")
 
 
 def enqueue_all(queue: Queue, url: str, receiver_url: str, count: int) -> None:

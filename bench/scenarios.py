@@ -14,16 +14,15 @@ sees no message left ``queued`` or ``resent``; then every message must be
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import contextmanager
 from typing import Callable
 
-from redis import Redis
-from rq import Worker
 from sqlalchemy import func, select
 
 from .stack import (ROOT, ChildProcess, DatabaseKind, Figure, ScenarioFailed, Stack, children, patched_environ, stack,
-                    wait_for, wait_until_drained)
+                    start_rq_workers, wait_until_drained)
 from .workload import sample_event, sample_events
 
 EMIT_CHUNK = 1_000
@@ -110,20 +109,9 @@ def require_all_done(count: int, what: str) -> None:
 
 def start_product_workers(bench_stack: Stack, count: int) -> list[ChildProcess]:
     """``python worker.py`` × count, returned once all have registered with Redis."""
-    workers = [
-        ChildProcess.python([str(ROOT / "worker.py"), "--log-level", "WARNING", "--name", f"bench-{n}"],
-                            bench_stack.env, bench_stack.path(f"worker{n}.log"))
-        for n in range(count)
-    ]
-    connection = Redis.from_url(bench_stack.redis.url)
-    try:
-        wait_for(lambda: Worker.count(connection=connection) >= count, 60, "product workers registering",
-                 processes=workers)
-    except BaseException:
-        for worker in workers:
-            worker.stop()
-        raise
-    return workers
+    return start_rq_workers(
+        bench_stack, lambda n: [str(ROOT / "worker.py"), "--log-level", "WARNING", "--name", f"bench-{n}"],
+        count, "worker")
 
 
 # --- scenarios ----------------------------------------------------------------------------------
@@ -166,12 +154,33 @@ def delivery_rate(database: DatabaseKind, receiver_url: str, *, name: str, count
             emit_in_chunks(count)
             finished = wait_until_drained(pending_messages, count, name, processes)
         require_all_done(count, name)
+        note_retries(count, name)
         if answered and answered() - answered_before < count:
             raise ScenarioFailed(f"{name}: the receiver answered {answered() - answered_before} of {count}")
         figures = [Figure(name, count / (finished - started), "deliveries/s")]
         if not queue_batches:
             figures.append(Figure(f"{name}_out_of_order", out_of_order_attempts(), "messages"))
     return figures
+
+
+def note_retries(count: int, name: str) -> None:
+    """Say so (on stderr) when messages needed more than one attempt: that slows a figure down."""
+    from webapp.models import Attempt
+
+    attempts = scalar(select(func.count()).select_from(Attempt))
+    if attempts > count:
+        errors = error_counts()
+        print(f"# {name}: {attempts - count} attempts beyond one per message: {errors}", file=sys.stderr, flush=True)
+
+
+def error_counts() -> dict[str, int]:
+    from webapp.extensions import db
+    from webapp.models import Attempt
+
+    with db.engine.connect() as connection:
+        rows = connection.execute(select(Attempt.error, func.count()).where(Attempt.error.is_not(None))
+                                  .group_by(Attempt.error)).all()
+    return {error[:80]: number for error, number in rows}
 
 
 def out_of_order_attempts() -> int:

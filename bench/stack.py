@@ -257,3 +257,23 @@ def wait_until_drained(remaining: Callable[[], int], total: int, what: str, proc
             if not child.alive():
                 raise ScenarioFailed(f"{what}: a child process exited: {child.output_tail()}")
         time.sleep(interval)
+
+
+def start_rq_workers(bench_stack: Stack, worker_args: Callable[[int], list[str]], count: int,
+                     log_name: str) -> list[ChildProcess]:
+    """``count`` RQ worker processes (``python <worker_args(n)>``), returned once all have
+    registered with the stack's Redis: their start-up is never timed."""
+    from redis import Redis
+    from rq import Worker
+
+    workers = [ChildProcess.python(worker_args(n), bench_stack.env, bench_stack.path(f"{log_name}{n}.log"))
+               for n in range(count)]
+    connection = Redis.from_url(bench_stack.redis.url)
+    try:
+        wait_for(lambda: Worker.count(connection=connection) >= count, 60, f"{log_name} workers registering",
+                 processes=workers)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers

@@ -74,6 +74,20 @@ class Behaviour:
 _SEQUENCE_FIELDS = {"fail_first", "fail_status", "statuses"}
 
 
+
+def stop_serving(server: socketserver.BaseServer, open_connections: Callable[[], list[socket.socket]],
+                 thread: threading.Thread) -> None:
+    """Stop accepting, then shut the connections still open: idle keep-alive
+    ones would otherwise go on being served by their handler threads."""
+    server.shutdown()
+    server.server_close()
+    for connection in open_connections():
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    thread.join(timeout=5)
+
 class Receiver:
     """Threaded HTTP/1.1 server on a free loopback port that records requests.
 
@@ -168,17 +182,11 @@ class Receiver:
         if self._closing.is_set():
             return
         self._closing.set()  # releases delays and trickles
-        self._server.shutdown()
-        self._server.server_close()
-        # Idle keep-alive connections would otherwise go on being served.
+        stop_serving(self._server, self._open_connection_list, self._thread)
+
+    def _open_connection_list(self) -> list[socket.socket]:
         with self._lock:
-            connections = list(self._open_connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
+            return list(self._open_connections)
 
     def __enter__(self) -> Receiver:
         return self

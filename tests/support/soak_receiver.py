@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from .receiver import stop_serving
+
 HOST = "127.0.0.1"
 PATH_PREFIX = "/hook/"
 
@@ -91,16 +93,11 @@ class SoakReceiver:
         if self._closing.is_set():
             return
         self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
+        stop_serving(self._server, self._open_connections, self._thread)
+
+    def _open_connections(self) -> list[socket.socket]:
         with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
+            return list(self._connections)
 
     def __enter__(self) -> Self:
         return self
