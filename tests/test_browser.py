@@ -90,7 +90,11 @@ def test_settings_screen_end_to_end(page, server, tmp_path):
         page.check("input[name=actions][value=checkout]")
         page.check("input[name=actions][value=points_added]")
 
-        # Switching the type swaps the fields in place: no reload, typed values kept, secrets included.
+        # Switching the type swaps the fields in place: no reload, typed values kept, secrets included
+        # (kept by the browser: the partial's requests never carry them).
+        partial_bodies = []
+        page.on("request", lambda request: "/auth-fields" in request.url and partial_bodies.append(
+            (request.method, request.url, request.post_data or "")))
         page.evaluate("window.__noReload = 1")
         choose_auth_type(page, "basic", "username")
         page.fill("#username", "shop-user")
@@ -109,6 +113,10 @@ def test_settings_screen_end_to_end(page, server, tmp_path):
         assert page.input_value("#region") == "eu-west-1" and page.input_value("#secret_key") == "aws-secret"
         choose_auth_type(page, "basic", "username")
         assert page.evaluate("window.__noReload") == 1, "the page was reloaded"
+        assert len(partial_bodies) == 5 and all(method == "POST" for method, _, _ in partial_bodies)
+        assert any("AKIDEXAMPLE" in body for _, _, body in partial_bodies), "typed non-secrets are carried"
+        for _, url, body in partial_bodies:
+            assert "AKIDEXAMPLE" not in url and "basic-secret" not in body and "aws-secret" not in body
 
         page.click("button:has-text('Save')")
         page.wait_for_selector("text=Endpoint “Loyalty shop” created.")

@@ -203,8 +203,8 @@ def test_secret_is_never_sent_back_blank_keeps_it_and_the_page_says_it_is_stored
     bodies.append(operator.post(f"/settings/{endpoint.id}", {**VALID, "auth_type": "basic", "username": "bob",
                                                              "password": SECRET, "timeout": "99"}))
     assert "Not saved yet: type it again" in html(bodies[-1])
-    bodies.append(operator.get(f"/settings/{endpoint.id}/auth-fields",
-                               query_string={"auth_type": "aws", "password": SECRET}, htmx=True))
+    bodies.append(operator.post(f"/settings/{endpoint.id}/auth-fields", {"auth_type": "aws", "password": SECRET},
+                                htmx=True))
     bodies.append(operator.get("/settings", follow_redirects=True))
     for response in bodies:
         assert SECRET not in html(response), response.request.path
@@ -226,7 +226,7 @@ def test_a_stored_password_does_not_count_as_an_aws_secret(operator):
 
 
 def test_auth_fields_partial_is_only_the_fragment(operator):
-    response = operator.get("/settings/new/auth-fields", query_string={"auth_type": "basic"}, htmx=True)
+    response = operator.post("/settings/new/auth-fields", {"auth_type": "basic"}, htmx=True)
     fragment = html(response).strip()
     assert response.status_code == 200
     assert fragment.startswith('<div id="auth-fields"') and fragment.endswith("</div>")
@@ -237,25 +237,25 @@ def test_auth_fields_partial_is_only_the_fragment(operator):
 def test_switching_auth_type_shows_that_types_fields_and_keeps_typed_values(operator):
     typed = {"username": "bob", "region": "eu-west-1", "service": "", "access_key_id": "AKID",
              "algo_prefix": "AWS4", "vendor_key": "Amz", "filename_format": "{event_id}.{ext}"}
-    to_aws = html(operator.get("/settings/new/auth-fields", query_string={**typed, "auth_type": "aws"}, htmx=True))
+    to_aws = html(operator.post("/settings/new/auth-fields", {**typed, "auth_type": "aws"}, htmx=True))
     assert 'type="text" value="eu-west-1"' in input_tag(to_aws, "region")
     assert input_tag(to_aws, "username") == '<input type="hidden" name="username" value="bob">'
     assert 'for="region"' in to_aws and 'for="username"' not in to_aws and 'for="filename_format"' not in to_aws
 
     carried = {name: re.search(r'value="([^"]*)"', input_tag(to_aws, name)).group(1) for name in typed}
-    back = html(operator.get("/settings/new/auth-fields", query_string={**carried, "auth_type": "basic"}, htmx=True))
+    back = html(operator.post("/settings/new/auth-fields", {**carried, "auth_type": "basic"}, htmx=True))
     assert 'value="bob"' in input_tag(back, "username") and 'for="username"' in back
     assert input_tag(back, "region") == '<input type="hidden" name="region" value="eu-west-1">'
     assert 'for="password"' in back and 'for="secret_key"' not in back
 
-    to_s3 = html(operator.get("/settings/new/auth-fields", query_string={**carried, "auth_type": "aws-s3"}, htmx=True))
+    to_s3 = html(operator.post("/settings/new/auth-fields", {**carried, "auth_type": "aws-s3"}, htmx=True))
     assert 'value="s3"' in input_tag(to_s3, "service"), "aws-s3 suggests service s3"
     assert 'value="{event_id}.{ext}"' in input_tag(to_s3, "filename_format")
     assert 'for="algo_prefix"' not in to_s3
 
 
 def test_secret_inputs_are_preserved_by_the_browser_not_echoed(operator):
-    fragment = html(operator.get("/settings/new/auth-fields", query_string={"auth_type": "basic"}, htmx=True))
+    fragment = html(operator.post("/settings/new/auth-fields", {"auth_type": "basic"}, htmx=True))
     for name in ("password", "secret_key"):
         tag = re.search(rf'<input type="password" id="{name}"[^>]*>', fragment).group(0)
         assert "hx-preserve" in tag and "value" not in tag
@@ -264,8 +264,9 @@ def test_secret_inputs_are_preserved_by_the_browser_not_echoed(operator):
 def test_auth_type_select_swaps_the_fields_without_sending_secrets(operator):
     page = html(operator.get("/settings/new"))
     select = re.search(r'<select[^>]*name="auth_type"[^>]*>', page).group(0)
-    assert 'hx-get="/settings/new/auth-fields"' in select and 'hx-target="#auth-fields"' in select
-    assert 'hx-include="#auth-fields input:not([type=password])"' in select, "secrets never go into a GET URL"
+    assert 'hx-post="/settings/new/auth-fields"' in select and 'hx-target="#auth-fields"' in select
+    assert 'hx-include="#auth-fields input:not([type=password])"' in select
+    assert 'hx-params="not password,secret_key"' in select, "typed secrets are never sent to the partial"
 
 
 # Enable, disable, delete

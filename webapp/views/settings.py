@@ -88,12 +88,16 @@ def delete(endpoint_id: int):
     return render_template("settings/delete.html", endpoint=endpoint, **message_counts(endpoint))
 
 
-@bp.get("/new/auth-fields", defaults={"endpoint_id": None})
-@bp.get("/<int:endpoint_id>/auth-fields")
+@bp.post("/new/auth-fields", defaults={"endpoint_id": None})
+@bp.post("/<int:endpoint_id>/auth-fields")
 def auth_fields(endpoint_id: int | None):
-    """The authentication inputs for the chosen type, keeping what was typed (secrets stay in the browser)."""
+    """The authentication inputs for the chosen type, keeping what was typed (secrets stay in the browser).
+
+    A POST (CSRF-checked like any other), so typed usernames and key ids stay
+    out of URLs, and so out of access logs and browser history.
+    """
     endpoint = live_endpoint(endpoint_id) if endpoint_id is not None else None
-    form = EndpointForm(formdata=request.args, meta={"csrf": False})
+    form = EndpointForm(formdata=request.form, meta={"csrf": False})
     if form.auth_type.data == "aws-s3" and not (form.service.data or "").strip():
         form.service.data = "s3"
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
