@@ -6,6 +6,7 @@ import re
 import pytest
 from redis import Redis
 
+from tests.conftest import FreshContextClient
 from tests.support.factories import make_endpoint
 from tests.support.web import PASSWORD, Operator, csrf_token, login
 from webapp.config import load_config
@@ -112,6 +113,27 @@ def test_sixth_login_attempt_within_a_minute_is_refused_with_429(app, client, op
     assert client.get("/settings").status_code == 302, "not logged in"
     # Counted in the app's Redis, so every web process shares the count.
     assert Redis.from_url(app.config["REDIS_URL"]).keys("LIMITS*")
+
+
+def fail_logins_then_try_from(client, operator, first: str, then: str) -> int:
+    """Five wrong passwords claiming X-Forwarded-For ``first``, then the right one from ``then``."""
+    for _ in range(5):
+        login(client, operator.email, "wrong password", headers={"X-Forwarded-For": first})
+    return login(client, operator.email, PASSWORD, headers={"X-Forwarded-For": then}).status_code
+
+
+def test_a_forged_forwarded_for_header_does_not_dodge_the_login_limit(client, operator):
+    assert fail_logins_then_try_from(client, operator, "203.0.113.1", "203.0.113.2") == 429
+
+
+def test_behind_a_reverse_proxy_the_login_limit_counts_each_client(app, operator):
+    from webapp import create_app
+
+    proxied = create_app({"TESTING": True, "WEBHOOKS_PROXY_HOPS": 1})
+    proxied.test_client_class = FreshContextClient
+    assert fail_logins_then_try_from(proxied.test_client(), operator, "203.0.113.1", "203.0.113.2") == 302
+    again = login(proxied.test_client(), operator.email, PASSWORD, headers={"X-Forwarded-For": "203.0.113.1"})
+    assert again.status_code == 429, "the first client is still limited"
 
 
 def test_rate_limit_storage_is_redis_when_configured_else_memory(monkeypatch, tmp_path):

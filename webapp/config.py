@@ -91,6 +91,9 @@ def load_config(instance_path: Path) -> dict:
         "MAX_CONTENT_LENGTH": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int) + 4096,
         # The web UI (see webapp/web_security.py and webapp/auth.py).
         "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE"),
+        # Reverse proxies in front of the web app that set X-Forwarded-For/-Proto/-Host:
+        # 0 ignores those headers (a client could forge them to dodge the login rate limit).
+        "WEBHOOKS_PROXY_HOPS": env_number("WEBHOOKS_PROXY_HOPS", 0, int),
         "WEBHOOKS_LOGIN_RATE_LIMIT": os.environ.get("WEBHOOKS_LOGIN_RATE_LIMIT") or "5/minute",
         # Login attempts are counted in Redis when there is one, so every web process shares them.
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
