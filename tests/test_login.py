@@ -163,6 +163,21 @@ def test_post_without_csrf_token_is_rejected(client, operator):
     assert db.session.scalar(db.select(db.func.count()).select_from(Endpoint)) == 0
 
 
+def test_every_mutating_ui_route_refuses_a_request_without_the_token(app, client, operator):
+    endpoint = make_endpoint("http://127.0.0.1:9/hook")
+    operator.login()
+    mutating = [(name, rule) for name, rule in ((r.endpoint, r) for r in app.url_map.iter_rules())
+                if {"POST", "PATCH", "PUT", "DELETE"} & rule.methods and not name.startswith("api.")]
+    assert {"settings.auth_fields", "settings.toggle", "settings.delete", "log.resend_message", "log.resend_failed", "login.logout"} <= {
+        name for name, _ in mutating}
+    for name, rule in mutating:
+        path = re.sub(r"<(?:[^:>]+:)?[^>]+>", str(endpoint.id), rule.rule)
+        for htmx in (False, True):
+            response = client.post(path, data={}, headers={"HX-Request": "true"} if htmx else {})
+            assert response.status_code == 400, f"POST {path} ({name}, htmx={htmx}) answered {response.status_code}"
+    assert db.session.get(Endpoint, endpoint.id).enabled and endpoint.deleted_at is None
+
+
 def test_login_form_needs_its_csrf_token_too(client, operator):
     response = client.post("/login", data={"email": operator.email, "password": PASSWORD})
     assert response.status_code == 400

@@ -74,7 +74,6 @@ class Behaviour:
 _SEQUENCE_FIELDS = {"fail_first", "fail_status", "statuses"}
 
 
-
 def stop_serving(server: socketserver.BaseServer, open_connections: Callable[[], list[socket.socket]],
                  thread: threading.Thread) -> None:
     """Stop accepting, then shut the connections still open: idle keep-alive
@@ -87,6 +86,7 @@ def stop_serving(server: socketserver.BaseServer, open_connections: Callable[[],
         except OSError:
             pass
     thread.join(timeout=5)
+
 
 class Receiver:
     """Threaded HTTP/1.1 server on a free loopback port that records requests.
