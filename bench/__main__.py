@@ -209,14 +209,14 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     for scenario, queue_batches, url, threads, answered in product_runs:
         for workers in plan.worker_counts(scenario, database):
             name = f"product_{scenario}_w{workers}_{db}"
-            labelled = [(name, lambda: scenarios.delivery_rate(
+            product = (name, lambda: scenarios.delivery_rate(
                 database, url, name=name, count=plan.count, workers=workers,
-                queue_batches=queue_batches, threads=threads, answered=answered))]
+                queue_batches=queue_batches, threads=threads, answered=answered))
             if with_ceiling and scenario == "batch_on_fast":
-                labelled.insert(0, ceiling_scenario(plan, fast_url, workers))
-            report.run_alternating(labelled, plan.runs("ceiling" if len(labelled) > 1 else scenario))
-            if with_ceiling and scenario == "batch_on_fast":
+                report.run_alternating([ceiling_scenario(plan, fast_url, workers), product], plan.runs("ceiling"))
                 report.run(*ceiling_scenario(plan, fast_url, workers, "urllib3"), plan.repeat)
+            else:
+                report.run(*product, plan.runs(scenario))
     for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import shutil
 import re
+import shutil
 import statistics
 import tempfile
 import time

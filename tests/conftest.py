@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.processes import kill_session
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
+from tests.support.web import FreshContextClient, Operator
 from webapp.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,19 +95,16 @@ def app(base_env, redis_server):
         db.session.remove()
 
 
-class FreshContextClient(FlaskClient):
-    """Each request runs in its own app context (its own ``g`` and DB session), as on a real
-    server: without this it would share the test's context, and ``g`` would leak between requests."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
 @pytest.fixture
 def client(app):
     app.test_client_class = FreshContextClient
     return app.test_client()
+
+
+@pytest.fixture
+def operator(client):
+    """A logged-in operator driving ``client`` (CSRF token included in its posts)."""
+    return Operator(client).create().login()
 
 
 @pytest.fixture

@@ -125,13 +125,6 @@ form_values = st.one_of(st.text(max_size=12), st.sampled_from(
      "61", "8", "65", "abc", "{action}.{ext}", "{nope}", "checkout", "*", "eu-west-1", "s3"]))
 
 
-@pytest.fixture
-def operator(client):
-    from tests.support.web import Operator
-
-    return Operator(client).create().login()
-
-
 @FIXTURES_OK
 @given(fields=st.dictionaries(st.sampled_from(ENDPOINT_KEYS), form_values | st.lists(form_values, max_size=3),
                               max_size=10))

@@ -8,18 +8,12 @@ import re
 import pytest
 
 from tests.support.factories import make_endpoint
-from tests.support.web import Operator
 from webapp.delivery.claims import attempt_row
 from webapp.delivery.send import Outcome
 from webapp.extensions import db
 from webapp.models import Attempt, Event, Message, response_class, utcnow
 
 pytestmark = pytest.mark.db
-
-
-@pytest.fixture
-def operator(client):
-    return Operator(client).create().login()
 
 
 def add_message(endpoint, customer, status, code, *, action="checkout", attempts=1) -> Message:

@@ -6,9 +6,8 @@ import re
 import pytest
 from redis import Redis
 
-from tests.conftest import FreshContextClient
 from tests.support.factories import make_endpoint
-from tests.support.web import PASSWORD, Operator, csrf_token, login
+from tests.support.web import PASSWORD, FreshContextClient, Operator, csrf_token, login
 from webapp.config import load_config
 from webapp.extensions import db
 from webapp.models import Endpoint
@@ -21,6 +20,7 @@ PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
 
 @pytest.fixture
 def operator(client):
+    """Overrides the shared fixture: these tests log in (or fail to) themselves."""
     return Operator(client).create()
 
 

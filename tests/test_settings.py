@@ -7,7 +7,6 @@ import pytest
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver, refused_url
-from tests.support.web import Operator
 from webapp.crypto import secret_box
 from webapp.events import emit
 from webapp.extensions import db
@@ -18,11 +17,6 @@ pytestmark = pytest.mark.db
 SECRET = "pa55-Very-SECRET-xyz"
 VALID = {"name": "Shop", "url": "http://127.0.0.1:9/hook", "timeout": "5", "content_type": "json",
          "actions": ["checkout"], "threads": "8", "auth_type": "none", "enabled": "y"}
-
-
-@pytest.fixture
-def operator(client):
-    return Operator(client).create().login()
 
 
 def html(response) -> str:

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import re
 
+from flask.testing import FlaskClient
+
 from webapp.users import create_user
 
 PASSWORD = "correct horse battery"
 CSRF_ON_PAGE = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+class FreshContextClient(FlaskClient):
+    """Each request runs in its own app context (its own ``g`` and DB session), as on a real
+    server: without this it would share the test's context, and ``g`` would leak between requests."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 def csrf_token(html: str) -> str:
