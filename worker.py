@@ -1,31 +1,34 @@
-"""Start a webhook delivery worker: ``python worker.py [--burst] [--simple]``.
+"""Start a webhook delivery worker: ``python worker.py [--burst]``.
 
-Production runs this on as many machines as the load needs, all pointed at the
-same DATABASE_URL and REDIS_URL. Each worker also runs RQ's scheduler (for
-delayed retries; RQ keeps one active per queue) and the maintenance thread
-(sweep and retention, one run per interval across all workers).
+Production runs this on as many machines (and processes per machine) as the
+load needs, all pointed at the same DATABASE_URL and REDIS_URL. Each process
+runs an RQ worker that takes wake-up and emit jobs in-process, the delivery
+engine those wake-ups feed (webapp/delivery/engine.py), and the maintenance
+thread (sweep, retention and operator notices, one run per interval across
+all workers).
 """
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import uuid
 
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker
 
 from webapp import create_app
+from webapp.delivery.engine import Engine
 from webapp.delivery.sweep import sweep
 from webapp.maintenance import Maintenance
 from webapp.queueing import delivery_queue
 
+BURST_DRAIN_SECONDS = 3600
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--burst", action="store_true", help="sweep once, drain the queue, then exit")
-    parser.add_argument(
-        "--simple", action="store_true",
-        help="run jobs in this process (RQ SimpleWorker) instead of a forked work-horse per job",
-    )
+    parser.add_argument("--burst", action="store_true", help="sweep once, deliver what is due, then exit")
     parser.add_argument("--name", help="worker name (default: random)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -33,23 +36,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where is it stuck?
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # "pool is full" is expected
     app = create_app()
     app.app_context().push()
     queue = delivery_queue()
-    worker_class = SimpleWorker if args.simple else Worker
     name = args.name or f"webhooks-{uuid.uuid4().hex[:8]}"
-    worker = worker_class([queue], connection=queue.connection, name=name)
-    if args.burst:
-        sweep()
-        worker.work(burst=True, with_scheduler=True, logging_level=args.log_level)
-        return 0
-    maintenance = Maintenance(app, owner=name)
-    maintenance.start()
+    # Jobs run in this process (no fork): a wake-up hands endpoint ids to the engine's threads.
+    worker = SimpleWorker([queue], connection=queue.connection, name=name)
+    engine = Engine(app).start()
+    maintenance = None
     try:
-        worker.work(with_scheduler=True, logging_level=args.log_level)
+        if args.burst:
+            sweep()
+            worker.work(burst=True, logging_level=args.log_level)
+            engine.wait_idle(BURST_DRAIN_SECONDS)
+            return 0
+        maintenance = Maintenance(app, owner=name)
+        maintenance.start()
+        worker.work(logging_level=args.log_level)
     finally:
-        maintenance.stop()
+        if maintenance is not None:
+            maintenance.stop()
+        engine.stop()
     return 0
 
 

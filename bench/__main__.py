@@ -1,16 +1,21 @@
 """``python -m bench [--quick] [--only SCENARIO ...] [--database URL ...] [--repeat K]``
 
-Runs every throughput and latency scenario of issue 7 on this machine, in one
-run, and prints one ``name value unit`` line per figure as it becomes
-available. It ends with the four ratio lines other tools read:
+Runs every throughput and latency scenario on this machine, in one run, and
+prints one ``name value unit`` line per figure as it becomes available. It
+ends with the lines other tools read:
 
     ratio_vs_ceiling X                 product / raw sender loop
     ratio_vs_rq_per_message X          product / baseline A (one RQ job per message)
     ratio_vs_celery X                  product / baseline B (Celery, one task per message)
     slow_receiver_deliveries_per_s X   product, queue batches on, 100 ms receiver
+    isolation_healthy_p95_s X          a healthy endpoint's p95 latency while 10 others hang
+    fanout_1000_endpoints_deliveries_per_s X   one event to 1,000 endpoints
+    retry_gap_max_error_s X            how far a retry strays from its schedule
 
-All four use 2 worker processes and the first database of the run (SQLite
-unless ``--database`` says otherwise); the first three use the fast receiver.
+The first four use 2 worker processes and the first database of the run
+(SQLite unless ``--database`` says otherwise); the first three use the fast
+receiver. The last three are the bad days' scenarios (bench/bad_days.py) on
+the default set-up of ``make run``: one worker process.
 Progress and failures go to stderr as ``#`` lines; stdout holds figures only.
 """
 from __future__ import annotations
@@ -29,11 +34,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from . import baseline_celery, baseline_rq, ceiling, scenarios
+from . import bad_days, baseline_celery, baseline_rq, ceiling, scenarios
 from .receivers import NGINX, fast_receiver, slow_receiver
 from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_database, postgres_reachable, psql
 
-SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency")
+SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency",
+             "isolation", "fanout", "retry_gap")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -228,6 +234,26 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     if plan.worker_counts("latency", database):
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
             database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds), plan.runs("latency"))
+    run_bad_days(report, plan, database, fast_url)
+
+
+def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:
+    """Isolation with 1 worker (and 2 in the full run), fan-out and retry timing with 1."""
+    db = database.label
+    for workers in plan.worker_counts("isolation", database):
+        if plan.quick and workers > 1:
+            continue
+        name = f"isolation_healthy_p95_s_w{workers}_{db}"
+        report.run(name, lambda: bad_days.isolation(database, fast_url, workers=workers, name=name,
+                                                    seconds=plan.latency_seconds), plan.runs("isolation"))
+    if plan.worker_counts("fanout", database):
+        name = f"fanout_1000_endpoints_w1_{db}"
+        report.run(name, lambda: bad_days.fanout(database, fast_url, name=name), plan.runs("fanout"))
+    if plan.worker_counts("retry_gap", database):
+        name = f"retry_gap_max_error_s_w1_{db}"
+        interval = 2.0 if plan.quick else 10.0
+        report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name),
+                   plan.runs("retry_gap"))
 
 
 def print_ratios(report: Report, database: DatabaseKind) -> None:
@@ -238,6 +264,10 @@ def print_ratios(report: Report, database: DatabaseKind) -> None:
     report.emit(f"ratio_vs_rq_per_message {format_ratio(product / report.value(f'baseline_rq_w2_{db}'))}")
     report.emit(f"ratio_vs_celery {format_ratio(product / report.value(f'baseline_celery_w2_{db}'))}")
     report.emit(f"slow_receiver_deliveries_per_s {format_value(report.value(f'product_batch_on_slow_w2_{db}'))}")
+    report.emit(f"isolation_healthy_p95_s {format_value(report.value(f'isolation_healthy_p95_s_w1_{db}'))}")
+    report.emit("fanout_1000_endpoints_deliveries_per_s "
+                f"{format_value(report.value(f'fanout_1000_endpoints_w1_{db}'))}")
+    report.emit(f"retry_gap_max_error_s {format_value(report.value(f'retry_gap_max_error_s_w1_{db}'))}")
 
 
 def format_ratio(value: float) -> str:

@@ -1,11 +1,12 @@
 """``python -m bench.profile_drain [--count N] [--database sqlite|URL]``: where a delivery's time goes.
 
-Emits N events to one endpoint on the fast receiver, then runs the worker's
-job body (``deliver_endpoint``) in this process under pyinstrument until the
-endpoint is drained. Queue batches are off here so every send runs on the
-profiled thread; with them on, the same per-message code runs on the pool's
-threads. Prints the share of the drain spent in each layer, then pyinstrument's
-call tree (frames under 2 % hidden).
+Emits N events to one endpoint on the fast receiver, starts the delivery
+engine in this process and runs one lane of that endpoint on this thread under
+pyinstrument until the endpoint is drained. Queue batches are off, so every send
+runs on the profiled thread. The ledger writes on its own thread, which the
+profile does not see: its share shows as the lane waiting for claims. Prints
+the share of the drain spent in each layer, then pyinstrument's call tree
+(frames under 2 % hidden).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pyinstrument import Profiler
 
 from .receivers import fast_receiver
 from .scenarios import add_endpoint, emit_in_chunks, pending_messages, product_app
-from .stack import database_kind_for, patched_environ, stack
+from .stack import database_kind_for, stack
 
 # First match wins: a frame's own time is charged to the layer of its file.
 LAYERS = (
@@ -25,9 +26,11 @@ LAYERS = (
     ("HTTP client (requests, urllib3, http.client, socket)", ("requests/", "urllib3/", "http/", "email/", "socket.py",
                                                                "ssl.py", "selectors.py", "urllib/parse", "queue.py")),
     ("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/")),
+    ("waiting for the ledger thread (claims, outcome writes)", ("concurrent/futures", "threading.py")),
     ("signing", ("webapp/signing/",)),
     ("building the request (payload, headers)", ("webapp/delivery/outgoing", "webapp/delivery/payload", "json/")),
-    ("recording outcomes (claims)", ("webapp/delivery/claims",)),
+    ("the engine (lane, ledger, claims)", ("webapp/delivery/claims", "webapp/delivery/lane",
+                                           "webapp/delivery/ledger", "webapp/delivery/deadline")),
     ("sending and describing (send.py)", ("webapp/delivery/send",)),
     ("Redis (kicks, retries)", ("redis/", "webapp/delivery/dispatch")),
 )
@@ -57,17 +60,27 @@ def self_times(frame, totals: Counter, caller_path: str = "") -> Counter:
 
 
 def profile(count: int, database_url: str) -> None:
-    from webapp.delivery.runner import deliver_endpoint
+    from flask import current_app
+
+    from webapp.delivery.engine import Engine
+    from webapp.delivery.lane import EndpointState, Lane
 
     with fast_receiver() as receiver, stack(database_kind_for(database_url)) as bench_stack, \
-            patched_environ({"WEBHOOKS_JOB_BUDGET": "3600"}), product_app(bench_stack):
+            product_app(bench_stack):
         endpoint_id = add_endpoint(receiver.url, queue_batches=False, threads=1)
         emit_in_chunks(count)
+        engine = Engine(current_app._get_current_object()).start()
+        state = EndpointState(endpoint_id, lanes=1)
         profiler = Profiler(interval=0.0005)
         started = time.monotonic()
-        with profiler:
-            attempts = deliver_endpoint(endpoint_id)
+        try:
+            with profiler:
+                Lane(engine, state).work()
+                engine.wait_idle(60)
+        finally:
+            engine.stop()
         elapsed = time.monotonic() - started
+        attempts = count - pending_messages()
         if pending_messages():
             raise SystemExit(f"{pending_messages()} messages still pending after the drain")
     print(f"receiver: {receiver.name}; {attempts} attempts in {elapsed:.2f} s = {attempts / elapsed:.0f}/s, "

@@ -7,8 +7,10 @@
   endpoint across the internet. asyncio holds thousands of idle connections
   cheaply, so the sender's concurrency, not the receiver, is what is measured.
   ``GET /count`` answers how many POSTs it has answered.
+* hanging: reads every request and never answers (the bad days' scenarios).
+* failing: answers every request ``500`` at once.
 
-Run directly: ``python -m bench.receivers fast|slow --port N [--delay S]``.
+Run directly: ``python -m bench.receivers serve --port N [--delay S] [--status CODE] [--hang]``.
 """
 from __future__ import annotations
 
@@ -96,7 +98,8 @@ class ReceiverProcess:
                 output = (self.workdir / "output.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{self.kind} receiver exited with {self.process.returncode}: {output}")
             try:
-                if requests.post(self.url, data=b"{}", timeout=1).status_code == 200:
+                # GET /count: answered at once by every kind (even one that never answers a POST).
+                if requests.get(f"http://127.0.0.1:{self.port}/count", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -135,24 +138,29 @@ class NginxReceiver(ReceiverProcess):
 
 
 class AsyncioReceiver(ReceiverProcess):
-    """This module's own asyncio responder, answering after ``delay`` seconds (0 = at once)."""
+    """This module's own asyncio responder, answering ``status`` after ``delay`` seconds (0 = at once),
+    or never (``hang``)."""
 
     kind = "asyncio"
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, status: int = 200, hang: bool = False) -> None:
         self.delay = delay
+        self.status = status
+        self.hang = hang
         super().__init__()
 
     @property
     def name(self) -> str:
-        return f"asyncio ({self.delay * 1000:g} ms)" if self.delay else "asyncio"
+        if self.hang:
+            return "asyncio (never answers)"
+        return f"asyncio ({self.delay * 1000:g} ms)" if self.delay else f"asyncio ({self.status})"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "bench.receivers", "serve", "--port", str(self.port),
-                "--delay", str(self.delay)]
+                "--delay", str(self.delay), "--status", str(self.status), *(["--hang"] if self.hang else [])]
 
     def answered(self) -> int:
-        """POSTs answered so far (the readiness probe included)."""
+        """POSTs answered so far."""
         return int(requests.get(f"http://127.0.0.1:{self.port}/count", timeout=5).text)
 
 
@@ -165,9 +173,18 @@ def slow_receiver(delay: float = 0.1) -> AsyncioReceiver:
     return AsyncioReceiver(delay)
 
 
+def hanging_receiver() -> AsyncioReceiver:
+    return AsyncioReceiver(hang=True)
+
+
+def failing_receiver() -> AsyncioReceiver:
+    return AsyncioReceiver(status=500)
+
+
 # --- the asyncio responder (runs in the child process) ---------------------------------
 
-OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+def response_for(status: int) -> bytes:
+    return b"HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok" % status
 
 
 class ResponderProtocol(asyncio.Protocol):
@@ -175,8 +192,10 @@ class ResponderProtocol(asyncio.Protocol):
 
     answered = 0
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, status: int = 200, hang: bool = False) -> None:
         self.delay = delay
+        self.response = response_for(status)
+        self.hang = hang
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.close_after = False
@@ -222,11 +241,13 @@ class ResponderProtocol(asyncio.Protocol):
             body = str(ResponderProtocol.answered).encode()
             self._write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body), close)
             return
+        if self.hang:
+            return  # the connection stays open, unanswered, until the client gives up
         ResponderProtocol.answered += 1
         if self.delay:
-            asyncio.get_running_loop().call_later(self.delay, self._write, OK_RESPONSE, close)
+            asyncio.get_running_loop().call_later(self.delay, self._write, self.response, close)
         else:
-            self._write(OK_RESPONSE, close)
+            self._write(self.response, close)
 
     def _write(self, response: bytes, close: bool) -> None:
         if self.transport.is_closing():
@@ -236,9 +257,10 @@ class ResponderProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(port: int, delay: float) -> None:
+async def serve(port: int, delay: float, status: int = 200, hang: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: ResponderProtocol(delay), "127.0.0.1", port, backlog=4096)
+    server = await loop.create_server(lambda: ResponderProtocol(delay, status, hang), "127.0.0.1", port,
+                                      backlog=4096)
     async with server:
         await server.serve_forever()
 
@@ -248,9 +270,11 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--status", type=int, default=200, help="the status code of every answer")
+    parser.add_argument("--hang", action="store_true", help="never answer")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.port, args.delay))
+        asyncio.run(serve(args.port, args.delay, args.status, args.hang))
     except KeyboardInterrupt:
         pass
     return 0

@@ -437,7 +437,6 @@ def soak_env(instance: Path, redis_url: str, database_url: str) -> dict[str, str
         "WEBHOOKS_RETRY_INTERVAL": "0.5",
         "WEBHOOKS_SWEEP_INTERVAL": "1",
         "WEBHOOKS_LEASE_MARGIN": "2",
-        "WEBHOOKS_JOB_BUDGET": "5",
     }
 
 

@@ -24,7 +24,7 @@ from tests.support.web import FreshContextClient, Operator
 from webapp.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "message", "event", "endpoint", "api_token", '"user"')
+TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint", "api_token", '"user"')
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +60,6 @@ def base_env(redis_server, database_url, tmp_path_factory):
         "WEBHOOKS_RETRY_INTERVAL": "0.3",
         "WEBHOOKS_SWEEP_INTERVAL": "0.5",
         "WEBHOOKS_LEASE_MARGIN": "1",
-        "WEBHOOKS_JOB_BUDGET": "5",
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

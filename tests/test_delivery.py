@@ -109,7 +109,7 @@ def test_timeout_refused_and_error_texts_are_recorded(app, start_worker):
         slow_message = final(by_endpoint[slow_endpoint.id])
         dead_message = final(by_endpoint[dead_endpoint.id])
         assert slow_message.status == FAILED and dead_message.status == FAILED
-        assert attempts_of(slow_message.id)[0].error == "timeout: no response within 1 s"
+        assert attempts_of(slow_message.id)[0].error == "timeout: response not complete within 1 s"
         assert attempts_of(dead_message.id)[0].error == "connection refused"
 
 

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import collections
-import os
-import signal
 
 import pytest
 from redis import Redis
 from rq import Queue
 
 from tests.support.factories import make_endpoint, reload_message
-from tests.support.processes import own_group_children
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
 from tests.support.factories import attempts_of, final
@@ -33,22 +30,6 @@ def test_worker_killed_mid_batch_every_message_still_ends_final(app, start_worke
         start_worker()
         for event in events:
             assert final(event.messages[0].id, timeout=40).status == DONE
-
-
-def test_only_the_work_horse_killed_counts_as_an_unsuccessful_attempt_and_is_retried(app, start_worker):
-    with Receiver(delay=30) as receiver:
-        make_endpoint(receiver.url, timeout=2)
-        worker = start_worker()
-        [event] = emit_many([("checkout", "c1", {})])
-        receiver.wait_for(1)
-        [horse] = own_group_children(worker.process.pid)
-        os.kill(horse, signal.SIGKILL)
-        receiver.behave(delay=0)
-        message = final(event.messages[0].id, timeout=30)
-        assert message.status == DONE and message.attempts == 2
-        assert attempts_of(message.id)[0].error == LOST_ATTEMPT_ERROR
-        assert worker.process.poll() is None, "the worker itself lived on"
-
 
 
 class WriteBlocker:
@@ -194,13 +175,11 @@ def test_sigterm_mid_batch_lets_the_requests_in_flight_finish(app, start_worker)
             assert reload_message(event.messages[0].id).status == DONE
 
 
-def test_database_unreachable_during_the_status_write_fails_the_job_loudly_and_loses_nothing(
-    app, base_env, redis_server, start_worker
+def test_database_unreachable_during_the_status_write_is_logged_loudly_and_loses_nothing(
+    app, base_env, start_worker
 ):
     """SQLite: the write lock is held past the worker's busy timeout. PostgreSQL: the
     worker's connection is terminated while its write waits. Either way the write fails."""
-    from rq.job import Job
-    from rq.registry import FailedJobRegistry
     from sqlalchemy import text
 
     blocker = WriteBlocker(base_env["DATABASE_URL"])
@@ -213,21 +192,21 @@ def test_database_unreachable_during_the_status_write_fails_the_job_loudly_and_l
 
     with Receiver(handler=answer_then_block_writes) as receiver:
         make_endpoint(receiver.url, timeout=2)
-        start_worker(env={"WEBHOOKS_SQLITE_BUSY_TIMEOUT_MS": "300"})
+        worker = start_worker(env={"WEBHOOKS_SQLITE_BUSY_TIMEOUT_MS": "300"})
         [event] = emit_many([("checkout", "c1", {})])
-        receiver.wait_for(1)
-        if postgres:
-            with blocker.engine.connect() as admin:
-                waiting = wait_until(lambda: admin.execute(text(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )).scalars().all(), message="the worker's write is waiting")
-                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting[0]})
-        failed = FailedJobRegistry("webhooks", connection=Redis.from_url(redis_server.url))
-        job_id = wait_until(lambda: failed.get_job_ids(), timeout=20, message="the job failed")[0]
-        blocker.release()
-
-        exc_text = Job.fetch(job_id, connection=Redis.from_url(redis_server.url)).latest_result().exc_string
-        assert "OperationalError" in exc_text, exc_text
+        try:
+            receiver.wait_for(1)
+            if postgres:
+                with blocker.engine.connect() as admin:
+                    waiting = wait_until(lambda: admin.execute(text(
+                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    )).scalars().all(), message="the worker's write is waiting")
+                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting[0]})
+            log = wait_until(lambda: "delivery write failed" in (out := worker.output()) and out, timeout=20,
+                             message="the failed write was logged")
+            assert "OperationalError" in log, log
+        finally:
+            blocker.release()
         message = final(event.messages[0].id, timeout=30)
         assert message.status == DONE and message.attempts == 2
         assert receiver.wait_for(2)[1].header("Webhook-Id") == event.id

@@ -77,7 +77,7 @@ def test_run_all_serves_ui_and_api_delivers_and_stops_on_ctrl_c(tmp_path):
             try:
                 shell = requests.get(base + "/", timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not bound yet, or busy booting
                 assert time.monotonic() < deadline, "web app never answered"
                 time.sleep(0.1)
         assert shell.status_code == 200 and "Webhooks" in shell.text

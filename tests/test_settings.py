@@ -275,7 +275,7 @@ def test_toggle_disables_and_enables_an_endpoint(operator):
     row = html(operator.post(f"/settings/{endpoint.id}/toggle", htmx=True)).strip()
     assert endpoints()[0].enabled is True
     assert row.startswith(f'<tr id="endpoint-{endpoint.id}">') and row.endswith("</tr>")
-    assert "<nav" not in row and ">Disable</button>" in row and "Enabled" in row
+    assert "<nav" not in row and ">Disable</button>" in row and "Healthy" in row
 
 
 def test_a_disabled_endpoint_gets_no_new_messages(app, operator):

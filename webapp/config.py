@@ -42,6 +42,25 @@ def env_number(name: str, default: float, cast=float):
         raise SystemExit(f"{name} must be a number, got {value!r}") from None
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_duration(name: str, default: float) -> float:
+    """Seconds, from ``90``, ``90s``, ``15m``, ``12h`` or ``5d``."""
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    unit = DURATION_UNITS.get(value[-1])
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise SystemExit(f"{name} must be a duration like 300, 15m, 12h or 5d, got {value!r}") from None
+    if seconds <= 0:
+        raise SystemExit(f"{name} must be positive, got {value!r}")
+    return seconds
+
+
 def read_or_create_secret(path: Path, make) -> str:
     """A key generated once and kept in instance/, for the embedded default only."""
     if path.exists():
@@ -81,7 +100,16 @@ def load_config(instance_path: Path) -> dict:
         "WEBHOOKS_QUEUE": os.environ.get("WEBHOOKS_QUEUE", "webhooks"),
         "WEBHOOKS_SWEEP_INTERVAL": env_number("WEBHOOKS_SWEEP_INTERVAL", 5.0),
         "WEBHOOKS_LEASE_MARGIN": env_number("WEBHOOKS_LEASE_MARGIN", 30.0),
-        "WEBHOOKS_JOB_BUDGET": env_number("WEBHOOKS_JOB_BUDGET", 10.0),
+        # The delivery engine (webapp/delivery/engine.py) and endpoint health (webapp/delivery/health.py).
+        "WEBHOOKS_DELIVERY_THREADS": env_number("WEBHOOKS_DELIVERY_THREADS", 256, int),
+        "WEBHOOKS_MAX_RETRY_AFTER": env_duration("WEBHOOKS_MAX_RETRY_AFTER", 300.0),
+        "WEBHOOKS_DISABLE_AFTER": env_duration("WEBHOOKS_DISABLE_AFTER", 5 * 86400.0),
+        "WEBHOOKS_DNS_SERVERS": os.environ.get("WEBHOOKS_DNS_SERVERS") or None,
+        # Notices to operators when an endpoint fails or is disabled (webapp/notices.py).
+        "WEBHOOKS_NOTIFY_EMAILS": tuple(a.strip() for a in os.environ.get("WEBHOOKS_NOTIFY_EMAILS", "").split(",")
+                                        if a.strip()),
+        "WEBHOOKS_SMTP_URL": os.environ.get("WEBHOOKS_SMTP_URL") or None,
+        "WEBHOOKS_NOTIFY_FROM": os.environ.get("WEBHOOKS_NOTIFY_FROM") or "webhooks@localhost",
         "WEBHOOKS_RETENTION_DAYS": env_number("WEBHOOKS_RETENTION_DAYS", 90, int),
         "WEBHOOKS_RESPONSE_BODY_LIMIT": env_number("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, int),
         "WEBHOOKS_MAX_EVENT_BYTES": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int),

@@ -1,18 +1,28 @@
 """Create, update and describe endpoints; shared by the settings page and the API."""
 from __future__ import annotations
 
+
+from sqlalchemy import Select, func, select
+
+from . import endpoint_health
 from .crypto import secret_box
+from .delivery import dispatch
 from .extensions import db
 from .forms import AUTH_FIELDS, EndpointForm
-from .models import FAILED, PENDING_STATUSES, Endpoint, Message, utcnow
+from .logbook.resend import failed_not_resent, resend_all
+from .models import FAILED, HEALTHY, PENDING_STATUSES, Endpoint, Message, utcnow
 
 PLAIN_AUTH_FIELDS = ("username", "region", "service", "access_key_id", "algo_prefix", "vendor_key", "filename_format")
 
 
-def apply_form(endpoint: Endpoint, form: EndpointForm) -> Endpoint:
-    """Copy a validated form onto the endpoint; a blank secret keeps the stored one."""
+def apply_form(endpoint: Endpoint, form: EndpointForm, by: str | None = None) -> Endpoint:
+    """Copy a validated form onto the endpoint; a blank secret keeps the stored one.
+    ``by`` names who saves (an operator's e-mail, an API token), in case it disables the endpoint."""
     endpoint.name = (form.name.data or "").strip() or "Webhook endpoint"
-    endpoint.enabled = bool(form.enabled.data)
+    if endpoint.id is None:
+        endpoint.enabled = bool(form.enabled.data)
+    else:
+        set_enabled(endpoint, bool(form.enabled.data), by)
     endpoint.use_proxy = bool(form.use_proxy.data)
     endpoint.url = form.url.data
     endpoint.timeout = form.timeout.data or 1
@@ -73,13 +83,78 @@ def form_data(endpoint: Endpoint) -> dict:
 
 
 def describe(endpoint: Endpoint) -> dict:
-    return {"id": endpoint.id, **form_data(endpoint), "secret_stored": endpoint.has_secret}
+    view = endpoint_health.describe(endpoint)
+    return {
+        "id": endpoint.id, **form_data(endpoint), "secret_stored": endpoint.has_secret,
+        "health": {
+            "state": view.state,
+            "since": iso(view.since),
+            "last_error": view.last_error,
+            "last_error_at": iso(view.last_error_at),
+            "success_rate_last_hour": view.success_rate,
+            "disabled_reason": endpoint.disabled_reason,
+            "disabled_by": endpoint.disabled_by,
+        },
+    }
+
+
+def iso(moment) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
+
+
+def set_enabled(endpoint: Endpoint, enabled: bool, by: str | None) -> None:
+    """Enable or disable by hand. Enabling starts afresh (healthy, no Retry-After) and keeps the
+    window it was down in, so what failed meanwhile can be resent (``resend_failed_while_down``).
+    The caller commits; call ``after_enabled`` once it has."""
+    if enabled == endpoint.enabled:
+        return
+    now = utcnow()
+    endpoint.updated_at = now
+    if not enabled:
+        endpoint.enabled = False
+        endpoint.disabled_by, endpoint.disabled_reason, endpoint.disabled_at = by, None, now
+        endpoint.outage_from, endpoint.outage_to = endpoint.failing_since, None
+        return
+    endpoint.enabled = True
+    if endpoint.outage_from is None and endpoint.health != HEALTHY:
+        endpoint.outage_from = endpoint.failing_since
+    endpoint.outage_to = now if endpoint.outage_from else None
+    endpoint.disabled_by = endpoint.disabled_reason = endpoint.disabled_at = None
+    endpoint.health, endpoint.consecutive_failures, endpoint.failing_since = HEALTHY, 0, None
+    endpoint.retry_after_until = None
+
+
+def after_enabled(endpoint: Endpoint) -> None:
+    """Messages that waited while it was disabled go out now (the sweep would, a little later)."""
+    if endpoint.enabled:
+        dispatch.kick([endpoint.id])
+
+
+def failed_while_down(endpoint: Endpoint) -> Select:
+    """Failed, not yet resent messages whose last attempt fell in the endpoint's last outage."""
+    if endpoint.outage_from is None:
+        return failed_not_resent().where(Message.id.is_(None))
+    query = failed_not_resent().where(Message.endpoint_id == endpoint.id,
+                                      Message.last_attempt_at >= endpoint.outage_from)
+    if endpoint.outage_to is not None:
+        query = query.where(Message.last_attempt_at <= endpoint.outage_to)
+    return query
+
+
+def count_failed_while_down(endpoint: Endpoint, cap: int = 10_000) -> int:
+    capped = failed_while_down(endpoint).limit(cap + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(capped)) or 0
+
+
+def resend_failed_while_down(endpoint: Endpoint) -> int:
+    """One idempotent click after re-enabling: each failed message is resent once, however often it is pressed."""
+    return resend_all(failed_while_down(endpoint))
 
 
 def delete(endpoint: Endpoint) -> int:
     """Soft-delete: the log keeps its messages; pending ones end as failed."""
     endpoint.deleted_at = utcnow()
-    endpoint.enabled = False
+    set_enabled(endpoint, False, None)
     cancelled = (
         Message.query.filter(Message.endpoint_id == endpoint.id, Message.status.in_(PENDING_STATUSES),
                              Message.lease_owner.is_(None))

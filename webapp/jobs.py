@@ -58,12 +58,32 @@ def emit(action, customer, data) -> dict:
 
 
 @in_app_context
-def deliver(endpoint_id) -> int:
-    from .delivery.runner import deliver_endpoint
+def deliver(endpoint_ids) -> int:
+    """Wake-up: these endpoints (an id or a list of ids) have messages to send.
 
-    if isinstance(endpoint_id, bool) or not isinstance(endpoint_id, int):
-        raise InvalidInput("endpoint_id", f"must be an integer, got {endpoint_id!r}")
-    return deliver_endpoint(endpoint_id)
+    In ``python worker.py`` the ids go to the process's delivery engine and the
+    job returns at once; in any other RQ worker the job delivers them itself,
+    until nothing is due.
+    """
+    from .delivery.dispatch import clear_kicks
+    from .delivery.engine import Engine, running_engine
+
+    ids = [endpoint_ids] if not isinstance(endpoint_ids, list) else endpoint_ids
+    for item in ids:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise InvalidInput("endpoint_id", f"must be an integer, got {item!r}")
+    clear_kicks(ids)
+    engine = running_engine()
+    if engine is not None:
+        engine.wake(ids)
+        return len(ids)
+    engine = Engine(current_app._get_current_object()).start()
+    try:
+        engine.wake(ids)
+        engine.wait_idle(timeout=3600)
+    finally:
+        engine.stop()
+    return len(ids)
 
 
 @in_app_context

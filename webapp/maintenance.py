@@ -1,4 +1,4 @@
-"""Periodic upkeep inside every worker process: the sweep, and the retention purge.
+"""Periodic upkeep inside every worker process: the sweep, operator notices, the retention purge.
 
 Every worker runs this thread; a Redis lock per task makes exactly one of them
 do each run, so the work survives any single worker (or its scheduler) dying.
@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from .delivery.sweep import sweep
 from .extensions import db
+from .notices import send_notices
 from .queueing import redis_connection
 from .retention import purge
 
@@ -43,6 +44,7 @@ class Maintenance(threading.Thread):
                     report = sweep()
                     if report.recovered or report.kicked:
                         log.info("sweep: recovered %d claims, kicked %d endpoints", report.recovered, report.kicked)
+                    send_notices()
                 if self._take("webhooks:lock:purge", PURGE_EVERY_SECONDS):
                     report = purge(self.app.config["WEBHOOKS_RETENTION_DAYS"])
                     log.info("retention purge: %s", report)

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import uuid
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -19,6 +19,7 @@ from .extensions import db
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 QUEUED, RESENT, DONE, FAILED = "queued", "resent", "done", "failed"
+HEALTHY, FAILING = "healthy", "failing"
 STATUSES = (QUEUED, RESENT, FAILED, DONE)
 PENDING_STATUSES = (QUEUED, RESENT)
 
@@ -59,6 +60,23 @@ class Endpoint(db.Model):
     # Held by the one job that delivers a queue-batches-off endpoint in order.
     lease_owner: Mapped[str | None] = mapped_column(String(36))
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Health, kept by the delivery path (rules in webapp/delivery/health.py).
+    health: Mapped[str] = mapped_column(String(10), default=HEALTHY, server_default=HEALTHY)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failing_since: Mapped[dt.datetime | None] = mapped_column(DateTime)  # first failure of the current streak
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    retry_after_until: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the receiver asked us to wait
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    disabled_by: Mapped[str | None] = mapped_column(String(255))  # an operator's e-mail; None: the product
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The last time it was down (failing or disabled), kept after it is enabled again
+    # so operators can resend what failed meanwhile.
+    outage_from: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    outage_to: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The state operators were last e-mailed about (webapp/notices.py).
+    notified_state: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -133,6 +151,15 @@ class Message(db.Model):
             sqlite_where=text("next_attempt_at IS NOT NULL"),
             postgresql_where=text("next_attempt_at IS NOT NULL"),
         ),
+        # A failing endpoint's claims look for its messages in retry, and for the oldest untried one.
+        Index(
+            "ix_message_pending",
+            "endpoint_id",
+            "status",
+            "next_attempt_at",
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+        ),
         Index(
             "ix_message_leased",
             "lease_until",
@@ -162,6 +189,45 @@ class Message(db.Model):
     @property
     def is_final(self) -> bool:
         return self.status in (DONE, FAILED)
+
+
+# Attempt durations are counted in these buckets (upper bounds, ms); the last one is open.
+DURATION_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class _DeliveryStats:
+    """Per endpoint and period: what its attempts did. Kept by the delivery path as it writes outcomes."""
+
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    start: Mapped[dt.datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)  # attempts answered 2xx
+    done: Mapped[int] = mapped_column(Integer, default=0)       # messages that ended done
+    failed: Mapped[int] = mapped_column(Integer, default=0)     # messages that ended failed
+    retried: Mapped[int] = mapped_column(Integer, default=0)    # attempts followed by a retry
+    duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # d0..d10: attempts per DURATION_BUCKETS_MS bucket (d10: longer than the last bound).
+    d0: Mapped[int] = mapped_column(Integer, default=0)
+    d1: Mapped[int] = mapped_column(Integer, default=0)
+    d2: Mapped[int] = mapped_column(Integer, default=0)
+    d3: Mapped[int] = mapped_column(Integer, default=0)
+    d4: Mapped[int] = mapped_column(Integer, default=0)
+    d5: Mapped[int] = mapped_column(Integer, default=0)
+    d6: Mapped[int] = mapped_column(Integer, default=0)
+    d7: Mapped[int] = mapped_column(Integer, default=0)
+    d8: Mapped[int] = mapped_column(Integer, default=0)
+    d9: Mapped[int] = mapped_column(Integer, default=0)
+    d10: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsMinute(_DeliveryStats, db.Model):
+    __tablename__ = "stats_minute"
+    __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
+
+
+class StatsHour(_DeliveryStats, db.Model):
+    __tablename__ = "stats_hour"
+    __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
 
 
 class Attempt(db.Model):

@@ -52,7 +52,8 @@ class SelfSignedHTTPS:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}/hook"
+        self.port = self._server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 

@@ -1,10 +1,13 @@
 """One HTTP attempt: send a prepared webhook request and describe what happened.
 
 Never raises for network trouble: every failure becomes an Outcome with a
-precise error text, so one bad endpoint cannot crash a worker.
+precise error text, so one bad endpoint cannot crash a worker. The attempt
+never outlives its endpoint's timeout (see ``deadline``): from the start of
+connecting to the last byte of the response.
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import functools
 import re
@@ -15,14 +18,23 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NameResolutionError, ProxyError
+from urllib3.util import Timeout
 
 from ..models import utcnow
-from ..urlguard import ForbiddenTarget, GuardedAdapter
+from ..urlguard import ForbiddenTarget
+from . import deadline
+from .deadline import DeadlineExceeded
+from .transport import Transport
 
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")
+CHARSET = re.compile(r"charset=\"?([\w.:-]+)", re.IGNORECASE)
+READ_CHUNK = 64 * 1024
+# A body past this is not read to the end: a receiver that streams forever
+# cannot keep a worker busy, and no webhook answer needs more.
+MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -54,16 +66,19 @@ class Outcome:
         """A 2xx answer, received whole within the timeout."""
         return self.error is None and self.response_code is not None and 200 <= self.response_code < 300
 
+    @property
+    def finished_at(self) -> dt.datetime:
+        return self.started_at + dt.timedelta(milliseconds=self.duration_ms)
 
-def new_session(pool_size: int, *, guard: bool) -> requests.Session:
-    """A keep-alive session for one endpoint; ``guard`` refuses private peers."""
-    session = requests.Session()
-    session.trust_env = False  # never pick up proxies or .netrc from the environment
-    adapter_class = GuardedAdapter if guard else HTTPAdapter
-    adapter = adapter_class(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((value for key, value in self.response_headers if key.lower() == wanted), None)
+
+
+def not_sent(request_url: str, error: str, now: dt.datetime | None = None) -> Outcome:
+    """The outcome of an attempt that failed before anything went out (e.g. the request could not be built)."""
+    return Outcome(started_at=now or utcnow(), duration_ms=0, request_method="POST", request_url=request_url,
+                   request_headers=[], request_body="", error=error)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,18 +86,6 @@ def wire_url(url: str) -> str:
     """The URL exactly as requests sends it: IDNA host, path and query re-quoted
     (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""
     return requests.Request("GET", url).prepare().url
-
-
-def prepare(request: OutgoingRequest) -> requests.PreparedRequest:
-    """A PreparedRequest built directly: the URL is prepared once per endpoint (cached)."""
-    prepared = requests.PreparedRequest()
-    prepared.method = request.method
-    prepared.url = wire_url(request.url)
-    prepared.headers = CaseInsensitiveDict(request.headers)
-    prepared.headers["Content-Length"] = str(len(request.body))
-    prepared.body = request.body
-    prepared.hooks = {"response": []}
-    return prepared
 
 
 def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list[tuple[str, str]]:
@@ -98,14 +101,8 @@ def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list
     return redacted
 
 
-def send(
-    session: requests.Session,
-    request: OutgoingRequest,
-    *,
-    timeout: float,
-    proxy_url: str | None,
-    body_limit: int,
-) -> Outcome:
+def send(transport: Transport, request: OutgoingRequest, *, timeout: float, proxy_url: str | None,
+         body_limit: int) -> Outcome:
     outcome = Outcome(
         started_at=utcnow(),
         duration_ms=0,
@@ -116,86 +113,132 @@ def send(
     )
     start = time.monotonic()
     response = None
-    try:
-        prepared = prepare(request)
-        # The adapter is requests' transport; going straight to it skips the
-        # Session's cookie jar and hooks, which webhook deliveries never use.
-        response = session.get_adapter(prepared.url).send(
-            prepared,
-            timeout=timeout,
-            stream=True,
-            verify=True,
-            proxies={"http": proxy_url, "https": proxy_url} if proxy_url else {},
-        )
-        outcome.response_code = response.status_code
-        outcome.response_headers = list(response.headers.items())
-        read_capped(response, outcome, body_limit, started=start, timeout=timeout)
-        if outcome.error is None and not outcome.succeeded:
-            outcome.error = describe_status(response)
-    except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never a crash
-        outcome.error = describe_error(exc, timeout, request.url)
-    finally:
-        if response is not None:
-            response.close()
-        outcome.duration_ms = int((time.monotonic() - start) * 1000)
+    complete = False
+    with deadline.running(timeout) as attempt:
+        try:
+            url = wire_url(request.url)
+            if proxy_url:
+                parts = urlsplit(url)
+                transport.check_target(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+            left = attempt.remaining()
+            response = transport.manager(proxy_url).urlopen(
+                request.method, url, body=request.body, headers=dict(request.headers),
+                redirect=False, retries=False, preload_content=False, assert_same_host=False,
+                timeout=Timeout(connect=left, read=left),
+            )
+            outcome.response_code = response.status
+            outcome.response_headers = list(response.headers.items())
+            complete = read_body(response, outcome, body_limit)
+            if outcome.error is None and not outcome.succeeded:
+                outcome.error = describe_status(response.status, response.reason, response.headers)
+        except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never a crash
+            outcome.error = (timeout_error(timeout) if attempt.expired or isinstance(exc, DeadlineExceeded)
+                             else describe_error(exc, request))
+        finally:
+            if response is not None:
+                release(response, reuse=complete and not attempt.expired)
+    outcome.duration_ms = int((time.monotonic() - start) * 1000)
     return outcome
 
 
-def read_capped(response: requests.Response, outcome: Outcome, limit: int, started: float, timeout: float) -> None:
-    """Keep at most ``limit`` bytes; a body still arriving at the timeout fails the attempt."""
-    deadline = started + timeout
-    chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=16 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            outcome.response_truncated = True
-            break
-        if time.monotonic() > deadline:
-            outcome.response_truncated = True
-            outcome.error = f"timeout: response body still arriving after {timeout:g} s"
-            break
-    body = b"".join(chunks)[:limit]
-    outcome.response_body = body.decode(response.encoding or "utf-8", errors="replace")
+def read_body(response, outcome: Outcome, limit: int) -> bool:
+    """Read the whole body, keeping at most ``limit`` bytes; True when it was read to its end.
+
+    What arrived is kept even when the read fails (a deadline in the middle of a body).
+    """
+    chunks, kept, total, complete = [], 0, 0, False
+    try:
+        while True:
+            chunk = response.read1(READ_CHUNK)
+            if not chunk:
+                complete = True
+                break
+            total += len(chunk)
+            if kept < limit:
+                chunks.append(chunk[: limit - kept])
+                kept += len(chunks[-1])
+            if total > MAX_RESPONSE_BYTES:
+                outcome.error = f"response body larger than {MAX_RESPONSE_BYTES // 2**20} MiB: not read to the end"
+                break
+    finally:
+        outcome.response_truncated = total > kept or not complete
+        outcome.response_body = as_text(b"".join(chunks), response.headers.get("Content-Type", ""))
+    return complete
 
 
-def describe_status(response: requests.Response) -> str:
+def as_text(body: bytes, content_type: str) -> str:
+    """The body decoded by the charset its Content-Type names (UTF-8 when none or unknown)."""
+    found = CHARSET.search(content_type)
+    try:
+        codec = codecs.lookup(found.group(1)).name if found else "utf-8"
+    except LookupError:
+        codec = "utf-8"
+    return body.decode(codec, errors="replace")
+
+
+def release(response, *, reuse: bool) -> None:
+    """Back to the pool when the exchange was complete; otherwise the connection is closed."""
+    if not reuse:
+        response.close()
+    response.release_conn()
+
+
+def timeout_error(timeout: float) -> str:
+    return f"timeout: response not complete within {timeout:g} s"
+
+
+def describe_status(status: int, reason: str | None, headers) -> str:
     """Why a response that arrived still counts as unsuccessful."""
-    text = f"receiver answered {response.status_code} {response.reason or ''}".rstrip()
-    if 300 <= response.status_code < 400:
-        location = response.headers.get("Location", "")
+    text = f"receiver answered {status} {reason or ''}".rstrip()
+    if 300 <= status < 400:
+        location = headers.get("Location", "")
         return f"{text}; redirects are not followed" + (f" (Location: {location[:200]})" if location else "")
-    retry_after = response.headers.get("Retry-After")
+    retry_after = headers.get("Retry-After")
     return f"{text} (Retry-After: {retry_after[:50]})" if retry_after else text
 
 
-def describe_error(exc: BaseException, timeout: float, url: str = "") -> str:
-    """A short, exact description of why an attempt got no usable response."""
+def describe_error(exc: BaseException, request: OutgoingRequest) -> str:
+    """A short, exact description of why an attempt got no usable response.
+
+    Never quotes what we sent: texts of unknown errors have the request's
+    header values (signatures, passwords) cut out.
+    """
     chain = list(_causes(exc))
     innermost = chain[-1]
     for cause in chain:
         if isinstance(cause, ForbiddenTarget):
             return str(cause)
-        if isinstance(cause, socket.gaierror):
-            host = urlsplit(url).hostname or "the host"
-            return f"DNS lookup failed for {host}: {cause.strerror or cause}"
+        if isinstance(cause, (socket.gaierror, NameResolutionError)):
+            host = urlsplit(request.url).hostname or "the host"
+            reason = cause.strerror if isinstance(cause, socket.gaierror) else _gai_reason(cause)
+            return f"DNS lookup failed for {host}: {reason}"
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS error: certificate verify failed: {cause.verify_message or cause.reason}"
         if isinstance(cause, ssl.SSLError):
             return f"TLS error: {cause.reason or cause}"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"timeout: could not connect within {timeout:g} s"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timeout: no response within {timeout:g} s"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return f"proxy error: {_message(innermost)}"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"connection broken while reading the response: {_message(innermost)}"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return f"connection error: {_message(innermost)}"
-    return f"{type(exc).__name__}: {_message(exc)}"
+        if isinstance(cause, ValueError) and "header" in str(cause).lower():
+            return "could not send the request: a header value holds characters HTTP does not allow"
+    if isinstance(exc, ProxyError):
+        return f"proxy error: {without_values(_message(innermost), request)}"
+    if isinstance(exc, Urllib3Error):
+        return f"connection error: {without_values(_message(innermost), request)}"
+    return f"{type(exc).__name__}: {without_values(_message(exc), request)}"
+
+
+def _gai_reason(error: NameResolutionError) -> str:
+    inner = error.__cause__
+    if isinstance(inner, socket.gaierror) and inner.strerror:
+        return inner.strerror
+    return _message(inner or error)
+
+
+def without_values(text: str, request: OutgoingRequest) -> str:
+    for _, value in request.headers:
+        if len(value) >= 8 and value in text:
+            text = text.replace(value, REDACTED)
+    return text
 
 
 def _causes(exc: BaseException):

@@ -1,7 +1,7 @@
 """The Test button: one sample message, sent right now with the saved settings.
 
-It goes through the same request building, signing and sending as real
-deliveries, is recorded in the log marked as a test, and is never retried.
+It goes through the same attempt path as real deliveries (``make_attempt``),
+is recorded in the log marked as a test, and is never retried.
 """
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from sqlalchemy import insert
 
 from ..extensions import db
 from ..models import DONE, FAILED, Attempt, Endpoint, Event, Message, new_event_id, response_class, utcnow
+from .attempt import make_attempt
 from .claims import attempt_row
-from .outgoing import MessageContent, build_request
-from .send import Outcome, new_session, send
+from .outgoing import MessageContent
+from .send import Outcome
 from .target import Target
+from .transport import Transport
 
 SAMPLE_CUSTOMER = "test-customer"
 
@@ -43,18 +45,11 @@ def send_test(endpoint: Endpoint, action: str) -> TestResult:
     db.session.flush()  # the message id goes into S3 keys and the log
     target = Target.from_endpoint(endpoint, config["WEBHOOKS_PROXY_URL"])
     content = MessageContent(message.id, 1, event.id, action, SAMPLE_CUSTOMER, now, event.data_json)
+    transport = Transport.from_config(config, pool_size=1)
     try:
-        request = build_request(target, content, utcnow())
-    except Exception as exc:  # noqa: BLE001 - shown to the operator, like any failed attempt
-        outcome = Outcome(started_at=utcnow(), duration_ms=0, request_method="POST", request_url=target.url,
-                          request_headers=[], request_body="", error=f"could not build the request: {exc}")
-    else:
-        session = new_session(1, guard=not config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"])
-        try:
-            outcome = send(session, request, timeout=target.timeout, proxy_url=target.proxy_url,
-                           body_limit=config["WEBHOOKS_RESPONSE_BODY_LIMIT"])
-        finally:
-            session.close()
+        outcome = make_attempt(transport, target, content, config["WEBHOOKS_RESPONSE_BODY_LIMIT"])
+    finally:
+        transport.close()
     message.status = DONE if outcome.succeeded else FAILED
     message.response_code = outcome.response_code
     message.response_class = response_class(outcome.response_code)

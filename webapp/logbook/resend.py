@@ -55,24 +55,33 @@ def pending_resend_of(message_id: int) -> Message:
     ).one()
 
 
-def resendable(log_filter: LogFilter) -> Select:
-    """Failed messages in the filter that nothing has resent yet (the newest of each chain)."""
+def failed_not_resent() -> Select:
+    """Failed messages that nothing has resent yet (the newest of each chain), as a query of ids."""
     later = aliased(Message)
-    query = select(Message.id).where(
+    return select(Message.id).where(
         Message.status == FAILED,
         Message.is_test.is_(False),
         ~exists().where(later.resend_of_id == Message.id),
     )
-    return apply(query, log_filter.without("status"))
+
+
+def resendable(log_filter: LogFilter) -> Select:
+    """Failed messages in the filter that nothing has resent yet."""
+    return apply(failed_not_resent(), log_filter.without("status"))
 
 
 def bulk_resend(log_filter: LogFilter) -> int:
     """Resend every failed message matching the filter; returns how many were queued."""
+    return resend_all(resendable(log_filter))
+
+
+def resend_all(ids_query: Select) -> int:
+    """Resend every message the query of ids finds, in batches; idempotent. Returns how many were queued."""
     now = utcnow()
     queued, endpoints, after = 0, set(), 0
     while True:
         ids = list(db.session.scalars(
-            resendable(log_filter).where(Message.id > after).order_by(Message.id).limit(BULK_BATCH)
+            ids_query.where(Message.id > after).order_by(Message.id).limit(BULK_BATCH)
         ))
         if not ids:
             break

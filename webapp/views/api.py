@@ -5,7 +5,7 @@ created when a request is rejected.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
@@ -52,7 +52,8 @@ def require_token():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return error(401, "missing bearer token: send 'Authorization: Bearer <token>'")
-    if find_token(token.strip()) is None:
+    g.api_token = find_token(token.strip())
+    if g.api_token is None:
         return error(401, "invalid or revoked API token")
 
 
@@ -159,9 +160,10 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     if not form.validate():
         field, message = form.first_error()
         raise InvalidInput(field, message)
-    endpoint_service.apply_form(endpoint, form)
+    endpoint_service.apply_form(endpoint, form, by=f"API token {g.api_token.name}")
     db.session.add(endpoint)
     db.session.commit()
+    endpoint_service.after_enabled(endpoint)
     return endpoint
 
 

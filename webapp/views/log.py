@@ -11,6 +11,7 @@ from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 from sqlalchemy import select
 
+from ..endpoint_health import waiting_reason
 from ..errors import InvalidInput
 from ..extensions import db
 from ..logbook import export
@@ -108,6 +109,9 @@ def when(moment) -> Markup:
     if moment is None:
         return Markup("—")
     return Markup('<time datetime="{}Z">{}</time>').format(moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+bp.add_app_template_global(waiting_reason, "waiting_reason")
 
 
 @bp.app_template_filter("status_badge")

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import func, select
 
+from .. import endpoint_health
 from .. import endpoints as endpoint_service
 from ..delivery.test_send import send_test
 from ..extensions import db
 from ..forms import ALL_ACTIONS, AUTH_FIELDS, AUTH_LABELS, SECRET_FIELDS, EndpointForm, action_label
-from ..models import PENDING_STATUSES, Endpoint, Message, utcnow
+from ..models import PENDING_STATUSES, Endpoint, Message
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -36,7 +38,9 @@ def index():
         return redirect(url_for(".new"))
     if len(endpoints) == 1:
         return redirect(url_for(".edit", endpoint_id=endpoints[0].id))
-    return render_template(LIST_TEMPLATE, endpoints=endpoints)
+    rates = endpoint_health.hour_rates([e.id for e in endpoints])
+    return render_template(LIST_TEMPLATE, endpoints=endpoints,
+                           health={e.id: endpoint_health.describe(e, rates) for e in endpoints})
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -57,8 +61,9 @@ def edit(endpoint_id: int):
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
     form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
-        endpoint_service.apply_form(endpoint, form)
+        endpoint_service.apply_form(endpoint, form, by=current_user.email)
         db.session.commit()
+        endpoint_service.after_enabled(endpoint)
         flash("Settings saved.", "success")
         return redirect(url_for(".edit", endpoint_id=endpoint.id))
     return render_edit(endpoint, form)
@@ -67,14 +72,26 @@ def edit(endpoint_id: int):
 @bp.post("/<int:endpoint_id>/toggle")
 def toggle(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
-    endpoint.enabled = not endpoint.enabled
-    endpoint.updated_at = utcnow()
+    endpoint_service.set_enabled(endpoint, not endpoint.enabled, by=current_user.email)
     db.session.commit()
+    endpoint_service.after_enabled(endpoint)
     if is_htmx():
-        return render_block(LIST_TEMPLATE, "endpoint_row", endpoint=endpoint)
+        return render_block(LIST_TEMPLATE, "endpoint_row", endpoint=endpoint,
+                            health={endpoint.id: endpoint_health.describe(endpoint)})
     state = "enabled" if endpoint.enabled else "disabled"
     flash(f"Endpoint “{endpoint.name}” {state}.", "success")
-    return redirect(url_for(".index"))
+    back_to_edit = request.form.get("back") == "edit"
+    return redirect(url_for(".edit", endpoint_id=endpoint.id) if back_to_edit else url_for(".index"))
+
+
+@bp.post("/<int:endpoint_id>/resend-failed-while-down")
+def resend_failed_while_down(endpoint_id: int):
+    """The one click offered after re-enabling: resend what failed while the endpoint was down."""
+    endpoint = live_endpoint(endpoint_id)
+    queued = endpoint_service.resend_failed_while_down(endpoint)
+    flash(f"{queued} message(s) that failed while the endpoint was down queued again." if queued
+          else "Nothing to resend: those messages have already been resent.", "success")
+    return redirect(url_for(".edit", endpoint_id=endpoint.id))
 
 
 @bp.route("/<int:endpoint_id>/delete", methods=["GET", "POST"])
@@ -126,6 +143,9 @@ def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: s
     page = render_template(
         EDIT_TEMPLATE,
         endpoint=endpoint,
+        health=endpoint_health.describe(endpoint) if endpoint else None,
+        failed_while_down=endpoint_service.count_failed_while_down(endpoint)
+        if endpoint and endpoint.enabled else 0,
         endpoint_count=len(live_endpoints()),
         proxy_configured=bool(current_app.config.get("WEBHOOKS_PROXY_URL")),
         test_actions=current_app.config["WEBHOOKS_ACTIONS"],

@@ -1,7 +1,9 @@
 """The UI shell: the home address, the top navigation's links, and a health check."""
 from flask import Blueprint, current_app, jsonify, redirect, url_for
+from flask_login import current_user
 from sqlalchemy import text
 
+from .. import endpoint_health
 from ..extensions import db
 
 bp = Blueprint("shell", __name__)
@@ -31,3 +33,11 @@ def healthz():
 def navigation():
     tabs = [(label, view) for label, view in TABS if view in current_app.view_functions]
     return {"nav_tabs": tabs}
+
+
+@bp.app_context_processor
+def attention():
+    """The banner on every page while an endpoint is failing, waiting or disabled."""
+    if not current_user.is_authenticated:
+        return {}
+    return {"endpoints_needing_attention": endpoint_health.attention()}

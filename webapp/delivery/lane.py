@@ -1,0 +1,207 @@
+"""A lane: one thread sending one endpoint's messages, one at a time, until none is due.
+
+Claim a batch (through the ledger), send each message, hand the outcomes to
+the ledger, claim again. The lane watches the receiver as it goes: once it
+has failed ``FAILURES_BEFORE_FAILING`` times in a row, the untried rest of the
+batch is given back uncounted (retries, which keep their schedule, go on); a
+410 or a Retry-After stops the batch at once. A lane that keeps getting full
+batches from a healthy receiver asks for one more lane, up to the endpoint's
+``threads``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..models import utcnow
+from . import claims, dispatch
+from .attempt import make_attempt
+from .health import ALL_DUE, FAILURES_BEFORE_FAILING, Health, retry_after_time
+from .ledger import Claimed, Recorded
+from .claims import RetryPolicy
+from .outgoing import MessageContent
+from .send import Outcome
+from .target import Target
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+# A claim takes about this much sending: few messages for a slow receiver, so a lane
+# never holds many it has not tried (a crash would count them as interrupted).
+BATCH_SECONDS = 0.25
+FIRST_CLAIM = 4
+
+
+@dataclass
+class EndpointState:
+    """What this process knows of one endpoint while it delivers to it (guarded by the engine's lock)."""
+
+    endpoint_id: int
+    lanes: int = 0
+    woken: bool = False          # woken while lanes ran: look again before the last one stops
+    target: Target | None = None
+    version: object = None       # the endpoint's updated_at the target was built from
+    health: Health = field(default_factory=Health)
+    failures_in_a_row: int = 0   # as seen by this process's lanes
+    stopped_until: dt.datetime | None = None  # a 410 or Retry-After: send nothing more from this batch
+    seconds_per_attempt: float | None = None  # moving average of recent attempts
+    idle_since: float = 0.0
+
+    def claim_size(self) -> int:
+        if self.seconds_per_attempt is None:
+            return FIRST_CLAIM
+        return max(1, int(BATCH_SECONDS / max(self.seconds_per_attempt, 1e-4)))
+
+    def note(self, outcome: Outcome, max_wait: float) -> None:
+        seconds = outcome.duration_ms / 1000
+        self.seconds_per_attempt = seconds if self.seconds_per_attempt is None \
+            else 0.7 * self.seconds_per_attempt + 0.3 * seconds
+        if outcome.succeeded:
+            self.failures_in_a_row = 0
+            return
+        self.failures_in_a_row += 1
+        if outcome.response_code == 410:
+            self.stopped_until = dt.datetime.max
+        elif outcome.response_code in (429, 503) and outcome.header("Retry-After"):
+            self.stopped_until = retry_after_time(outcome.header("Retry-After"), outcome.finished_at, max_wait)
+
+    def may_send(self, content: MessageContent, take: str) -> bool:
+        """Whether to go on with this claimed message (the claim's gate allowed it; the receiver may since have said no)."""
+        if self.stopped_until and self.stopped_until > utcnow():
+            return False
+        untried = content.attempt_number == 1
+        return take != ALL_DUE or not (untried and self.failures_in_a_row >= FAILURES_BEFORE_FAILING)
+
+
+class Host(Protocol):
+    """What a lane needs of the engine that runs it (webapp/delivery/engine.py)."""
+
+    app: object
+    owner: str
+    policy: RetryPolicy
+    transport: Transport
+    body_limit: int
+    max_retry_after: float
+    stopping: threading.Event
+    ledger: object
+
+    def wake_at(self, endpoint_id: int, when: dt.datetime) -> None: ...
+    def add_lane(self, state: EndpointState, most: int) -> None: ...
+    def lane_done(self, state: EndpointState, *, final: bool = False) -> bool: ...
+
+
+class Lane:
+    def __init__(self, engine: Host, state: EndpointState):
+        self.engine = engine
+        self.state = state
+        self.holds_order = False
+        self.unsent_batches = 0
+
+    def work(self) -> None:
+        """The lane's thread: deliver until nothing is due, then leave the endpoint to the next wake-up."""
+        try:
+            with self.engine.app.app_context():
+                while True:
+                    if self._one_batch():
+                        continue
+                    self._release_endpoint()  # before the lane counts as gone: a new one may take it
+                    if self.engine.lane_done(self.state):
+                        return
+        except Exception:  # noqa: BLE001 - a lane must never take the worker down
+            log.exception("lane of endpoint %s stopped", self.state.endpoint_id)
+            self._release_endpoint()
+            self.engine.lane_done(self.state, final=True)
+
+    def _one_batch(self) -> bool:
+        """Claim and send one batch; False when there was nothing to send."""
+        if self.engine.stopping.is_set():
+            return False
+        claimed = self._claim()
+        self.holds_order = self.holds_order or claimed.holds_order
+        if claimed.endpoint is None or claimed.held_elsewhere:
+            return False
+        if not claimed.messages:
+            if claimed.wake_at is not None:
+                self.engine.wake_at(self.state.endpoint_id, claimed.wake_at)
+            return False
+        self._grow(claimed)
+        if self._send(claimed.messages, claimed.take):
+            self.unsent_batches = 0
+            return True
+        # Everything was given back (the receiver started failing): claim once more, which
+        # sets the endpoint's next wake-up, then stop rather than spin.
+        self.unsent_batches += 1
+        return self.unsent_batches < 2
+
+    def _claim(self) -> Claimed:
+        claimed: Claimed = self.engine.ledger.claim(self.state.endpoint_id, self.state.claim_size()).result()
+        if claimed.endpoint is not None:
+            self._refresh(claimed.endpoint)
+        return claimed
+
+    def _refresh(self, row) -> None:
+        state = self.state
+        state.health = claims.health_of(row)
+        if state.target is None or state.version != row.updated_at:
+            state.target = Target.from_endpoint(row, self.engine.app.config["WEBHOOKS_PROXY_URL"])
+            state.version = row.updated_at
+        state.failures_in_a_row = state.health.consecutive_failures
+        state.stopped_until = None
+
+    def _grow(self, claimed: Claimed) -> None:
+        """A full batch from a receiver that keeps up: one more lane here, and other workers may join."""
+        target = self.state.target
+        if target.queue_batches and len(claimed.messages) >= min(self.state.claim_size(), claims.BATCH_PER_LANE) \
+                and self.state.failures_in_a_row == 0:
+            self.engine.add_lane(self.state, most=target.threads)
+            dispatch.kick([self.state.endpoint_id])
+
+    def _send(self, batch: list[MessageContent], take: str) -> bool:
+        """Send what may be sent, give back the rest uncounted; False if nothing was sent."""
+        results: list[tuple[MessageContent, Outcome]] = []
+        given_back: list[int] = []
+        max_wait = self.engine.max_retry_after
+        for content in batch:
+            if self.engine.stopping.is_set() or not self.state.may_send(content, take):
+                given_back.append(content.message_id)
+                continue
+            outcome = make_attempt(self.engine.transport, self.state.target, content, self.engine.body_limit)
+            results.append((content, outcome))
+            self.state.note(outcome, max_wait)
+        if results:
+            recorded = self.engine.ledger.record(self.state.endpoint_id, results, self.state.health)
+            recorded.add_done_callback(self._recorded)
+        if given_back:
+            owner = self.engine.owner
+            self.engine.ledger.call(lambda conn: claims.release(conn, owner, given_back))
+        return bool(results)
+
+    def _recorded(self, future) -> None:
+        """In the ledger's thread, once the outcomes are written: retry timers, the endpoint's health."""
+        if future.exception() is not None:
+            return  # logged by the ledger; the leases expire and the sweep recovers the messages
+        recorded: Recorded = future.result()
+        for when in recorded.retry_times:
+            self.engine.wake_at(self.state.endpoint_id, when)
+        if recorded.health is not None:
+            self.state.health = recorded.health
+
+    def _release_endpoint(self) -> None:
+        """Give up the in-order lease, if held; if messages came meanwhile, make sure a worker looks."""
+        if not self.holds_order:
+            return
+        self.holds_order = False
+        endpoint_id, owner, interval = self.state.endpoint_id, self.engine.owner, self.engine.policy.interval
+
+        def release(conn) -> bool:
+            claims.release_endpoint(conn, endpoint_id, owner)
+            return claims.claimable(conn, endpoint_id, interval, utcnow())
+
+        try:
+            if self.engine.ledger.call(release).result() and not self.engine.stopping.is_set():
+                dispatch.kick([endpoint_id])
+        except Exception:  # noqa: BLE001 - the lease expires by itself; the sweep looks again
+            log.exception("could not release the in-order lease of endpoint %s", endpoint_id)
