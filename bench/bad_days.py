@@ -90,14 +90,14 @@ def latencies_s(endpoint_id: int) -> list[float]:
                 for created, started, duration in connection.execute(query)]
 
 
-def fanout(database: DatabaseKind, fast_url: str, *, name: str) -> list[Figure]:
-    """Deliveries/s of one event to ``FANOUT_ENDPOINTS`` endpoints, one worker."""
+def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1) -> list[Figure]:
+    """Deliveries/s of one event to ``FANOUT_ENDPOINTS`` endpoints."""
     from webapp.events import emit
 
     with stack(database) as bench_stack, product_app(bench_stack):
         for _ in range(FANOUT_ENDPOINTS):
             add_endpoint(fast_url, actions=["*"])
-        with children(start_product_workers(bench_stack, 1)) as processes:
+        with children(start_product_workers(bench_stack, workers)) as processes:
             started = time.monotonic()
             emit(*sample_event(0))
             finished = wait_until_drained(pending_messages, FANOUT_ENDPOINTS, name, processes)

@@ -58,7 +58,9 @@ def test_one_message_per_endpoint_that_selected_the_action(app):
     event = emit("checkout", "cust-1", {"total": 10})
 
     assert sorted(m.endpoint_id for m in event.messages) == sorted([all_actions.id, checkout_only.id])
-    for message in event.messages:
+    for emitted in event.messages:
+        message = db.session.get(Message, emitted.id)
+        assert message.endpoint_id == emitted.endpoint_id
         assert message.status == QUEUED and message.attempts == 0
         assert message.action == "checkout" and message.customer == "cust-1"
         assert message.next_attempt_at is not None

@@ -56,15 +56,17 @@ def test_429_and_503_with_retry_after_make_the_endpoint_wait_other_codes_do_not(
     assert failure(NOW, 410).gone and not failure(NOW, 404).gone
 
 
-def test_three_failures_in_a_row_make_it_failing_since_the_first_one():
-    first = NOW - dt.timedelta(seconds=20)
-    after = rules.after(Health(), change([failure(first), failure(NOW - dt.timedelta(seconds=10)), failure(NOW)]))
-    assert after.health == "failing" and after.consecutive_failures == 3 and after.failing_since == first
+def test_five_failures_in_a_row_make_it_failing_since_the_first_one():
+    first = NOW - dt.timedelta(seconds=40)
+    later = [failure(NOW - dt.timedelta(seconds=s)) for s in (30, 20, 10, 0)]
+    after = rules.after(Health(), change([failure(first), *later]))
+    assert after.health == "failing" and after.consecutive_failures == 5 and after.failing_since == first
 
 
-def test_two_failures_are_not_failing_yet_and_a_success_resets_the_count():
+def test_four_failures_are_not_failing_yet_and_a_success_resets_the_count():
+    four = rules.after(Health(), change([failure(NOW)] * 4))
+    assert four.health == "healthy" and four.consecutive_failures == 4
     two = rules.after(Health(), change([failure(NOW), failure(NOW)]))
-    assert two.health == "healthy" and two.consecutive_failures == 2
     mended = rules.after(two, change([success(NOW)]))
     assert mended.consecutive_failures == 0 and mended.failing_since is None
 

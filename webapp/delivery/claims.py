@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -70,9 +70,14 @@ HEALTH_COLUMNS = (ENDPOINT.c.enabled, ENDPOINT.c.health, ENDPOINT.c.consecutive_
 
 def read_endpoint(conn: Connection, endpoint_id: int):
     """The endpoint's row (settings and health), or None when it is gone."""
-    return conn.execute(
-        select(ENDPOINT).where(ENDPOINT.c.id == endpoint_id, ENDPOINT.c.deleted_at.is_(None))
-    ).first()
+    return read_endpoints(conn, [endpoint_id]).get(endpoint_id)
+
+
+def read_endpoints(conn: Connection, endpoint_ids) -> dict:
+    """Rows of the endpoints that still exist, by id."""
+    rows = conn.execute(select(ENDPOINT).where(ENDPOINT.c.id.in_(list(endpoint_ids)),
+                                               ENDPOINT.c.deleted_at.is_(None))).all()
+    return {row.id: row for row in rows}
 
 
 def health_of(row) -> Health:
@@ -80,33 +85,79 @@ def health_of(row) -> Health:
 
 
 # --------------------------------------------------------------------------- claiming
+#
+# The statements below are built once, with bind parameters: building and
+# hashing a statement costs more than SQLite takes to run it, and a claim
+# cycle runs one per endpoint.
 
 
 def batch_size(ordered: bool) -> int:
     return ORDERED_BATCH if ordered else BATCH_PER_LANE
 
 
-def claim(conn: Connection, endpoint_id: int, owner: str, limit: int, lease_seconds: float, take: str,
-          now: dt.datetime) -> list[MessageContent]:
-    """Lease up to ``limit`` of the endpoint's messages that ``take`` allows (see health.gate), oldest first."""
-    if take == rules.NOTHING or limit <= 0:
+def _lease_statement(statuses: str):
+    due = (select(MESSAGE.c.id)
+           .where(MESSAGE.c.endpoint_id == bindparam("b_endpoint"), MESSAGE.c.next_attempt_at <= bindparam("b_now"),
+                  MESSAGE.c.lease_owner.is_(None), text(f"message.status IN ({statuses})"))
+           .order_by(MESSAGE.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True))
+    return (update(MESSAGE)
+            .where(MESSAGE.c.id.in_(due.scalar_subquery()), MESSAGE.c.lease_owner.is_(None))
+            .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+            .returning(MESSAGE.c.id))
+
+
+LEASE = {
+    rules.ALL_DUE: _lease_statement(f"'{QUEUED}', '{RESENT}'"),
+    RESENT: _lease_statement(f"'{RESENT}'"),
+    QUEUED: _lease_statement(f"'{QUEUED}'"),
+}
+CONTENT = (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
+                  EVENT.c.created_at, EVENT.c.data)
+           .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
+           .where(MESSAGE.c.id.in_(bindparam("ids", expanding=True)))
+           .order_by(MESSAGE.c.id))
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """One claim of a cycle: what the endpoint's health lets it take, how many, until when."""
+
+    endpoint_id: int
+    take: str
+    limit: int
+    until: dt.datetime
+
+
+def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.datetime) -> list[list[MessageContent]]:
+    """Lease what each plan allows, oldest first; the messages of each plan, in plan order."""
+    chosen = [_lease_ids(conn, owner, plan, now) for plan in plans]
+    every_id = [message_id for ids in chosen for message_id in ids]
+    if not every_id:
+        return [[] for _ in plans]
+    contents = {}
+    for first in range(0, len(every_id), 500):
+        for message_id, attempts, *rest in conn.execute(CONTENT, {"ids": every_id[first:first + 500]}):
+            contents[message_id] = MessageContent(message_id, attempts + 1, *rest)
+    return [[contents[i] for i in sorted(ids) if i in contents] for ids in chosen]
+
+
+def _lease_ids(conn: Connection, owner: str, plan: ClaimPlan, now: dt.datetime) -> list[int]:
+    if plan.take == rules.NOTHING or plan.limit <= 0:
         return []
-    if take == rules.ALL_DUE:
-        ids = _lease(conn, _due(endpoint_id, now, PENDING_STATUSES), owner, limit, lease_seconds, now)
-    else:
-        ids = _lease(conn, _due(endpoint_id, now, (RESENT,)), owner, limit, lease_seconds, now)
-        if not ids and take == rules.PROBE and not _retry_pending(conn, endpoint_id):
-            ids = _lease(conn, _due(endpoint_id, now, (QUEUED,)), owner, 1, lease_seconds, now)
-    if not ids:
-        return []
-    rows = conn.execute(
-        select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
-               EVENT.c.created_at, EVENT.c.data)
-        .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
-        .where(MESSAGE.c.id.in_(ids))
-        .order_by(MESSAGE.c.id)
-    ).all()
-    return [MessageContent(message_id, attempts + 1, *rest) for message_id, attempts, *rest in rows]
+    values = {"b_endpoint": plan.endpoint_id, "b_now": now, "b_owner": owner, "b_until": plan.until,
+              "b_limit": plan.limit}
+    if plan.take == rules.ALL_DUE:
+        return conn.execute(LEASE[rules.ALL_DUE], values).scalars().all()
+    ids = conn.execute(LEASE[RESENT], values).scalars().all()
+    if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
+        ids = conn.execute(LEASE[QUEUED], {**values, "b_limit": 1}).scalars().all()
+    return ids
+
+
+def _retry_pending(conn: Connection, endpoint_id: int) -> bool:
+    return conn.execute(select(exists().where(
+        MESSAGE.c.endpoint_id == endpoint_id, MESSAGE.c.status == RESENT, MESSAGE.c.next_attempt_at.is_not(None),
+    ))).scalar()
 
 
 def _due(endpoint_id: int, now: dt.datetime, statuses: tuple[str, ...]):
@@ -116,22 +167,6 @@ def _due(endpoint_id: int, now: dt.datetime, statuses: tuple[str, ...]):
         MESSAGE.c.lease_owner.is_(None),
         MESSAGE.c.status.in_(statuses),
     ).order_by(MESSAGE.c.id)
-
-
-def _lease(conn: Connection, due, owner: str, limit: int, lease_seconds: float, now: dt.datetime) -> list[int]:
-    chosen = due.limit(limit).with_for_update(skip_locked=True).scalar_subquery()
-    return conn.execute(
-        update(MESSAGE)
-        .where(MESSAGE.c.id.in_(chosen), MESSAGE.c.lease_owner.is_(None))
-        .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds))
-        .returning(MESSAGE.c.id)
-    ).scalars().all()
-
-
-def _retry_pending(conn: Connection, endpoint_id: int) -> bool:
-    return conn.execute(select(exists().where(
-        MESSAGE.c.endpoint_id == endpoint_id, MESSAGE.c.status == RESENT, MESSAGE.c.next_attempt_at.is_not(None),
-    ))).scalar()
 
 
 def has_waiting(conn: Connection, endpoint_id: int) -> bool:
@@ -160,11 +195,19 @@ def has_untried(conn: Connection, endpoint_id: int) -> bool:
     ))).scalar()
 
 
+GIVE_BACK = (update(MESSAGE)
+             .where(MESSAGE.c.id.in_(bindparam("b_ids", expanding=True)), MESSAGE.c.lease_owner == bindparam("b_owner"))
+             .values(lease_owner=None, lease_until=None))
+RELEASE_ORDER = (update(ENDPOINT)
+                 .where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)),
+                        ENDPOINT.c.lease_owner == bindparam("b_owner"))
+                 .values(lease_owner=None, lease_until=None))
+
+
 def release(conn: Connection, owner: str, message_ids: list[int]) -> None:
     """Give back claimed messages that were not tried: no attempt is counted."""
     if message_ids:
-        conn.execute(update(MESSAGE).where(MESSAGE.c.id.in_(message_ids), MESSAGE.c.lease_owner == owner)
-                     .values(lease_owner=None, lease_until=None))
+        conn.execute(GIVE_BACK, {"b_ids": message_ids, "b_owner": owner})
 
 
 def renew(conn: Connection, owner: str, until: dt.datetime) -> None:
@@ -172,24 +215,24 @@ def renew(conn: Connection, owner: str, until: dt.datetime) -> None:
     conn.execute(update(ENDPOINT).where(ENDPOINT.c.lease_owner == owner).values(lease_until=until))
 
 
-def acquire_endpoint(conn: Connection, endpoint_id: int, owner: str, lease_seconds: float, now: dt.datetime) -> bool:
-    """The single-flight lease of a queue-batches-off endpoint (one message at a time, in order).
-
-    A row another transaction is writing right now is skipped, not waited for:
-    its holder is busy with this endpoint anyway.
-    """
+def acquire_endpoints(conn: Connection, endpoint_ids: list[int], owner: str, until: dt.datetime,
+                      now: dt.datetime) -> set[int]:
+    """Take the single-flight lease of queue-batches-off endpoints (one message at a time, in order);
+    returns those we hold. A row another transaction is writing right now is skipped, not waited
+    for: its holder is busy with that endpoint anyway."""
+    if not endpoint_ids:
+        return set()
     free = (select(ENDPOINT.c.id)
-            .where(ENDPOINT.c.id == endpoint_id,
+            .where(ENDPOINT.c.id.in_(endpoint_ids),
                    or_(ENDPOINT.c.lease_owner.is_(None), ENDPOINT.c.lease_until < now, ENDPOINT.c.lease_owner == owner))
             .with_for_update(skip_locked=True).scalar_subquery())
-    got = conn.execute(update(ENDPOINT).where(ENDPOINT.c.id.in_(free))
-                       .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds))).rowcount
-    return got == 1
+    return set(conn.execute(update(ENDPOINT).where(ENDPOINT.c.id.in_(free))
+                            .values(lease_owner=owner, lease_until=until).returning(ENDPOINT.c.id)).scalars())
 
 
-def release_endpoint(conn: Connection, endpoint_id: int, owner: str) -> None:
-    conn.execute(update(ENDPOINT).where(and_(ENDPOINT.c.id == endpoint_id, ENDPOINT.c.lease_owner == owner))
-                 .values(lease_owner=None, lease_until=None))
+def release_endpoints(conn: Connection, endpoint_ids: list[int], owner: str) -> None:
+    if endpoint_ids:
+        conn.execute(RELEASE_ORDER, {"b_ids": endpoint_ids, "b_owner": owner})
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -203,39 +246,47 @@ class Written:
     signals: list[rules.Signal]
 
 
-def record(conn: Connection, owner: str, results: list[tuple[MessageContent, Outcome]], policy: RetryPolicy,
-           max_retry_after: float) -> Written:
-    """Store the attempts and the messages' new statuses (only where the lease is still ours)."""
-    attempt_rows, status_rows, retry_times, signals = [], [], [], []
-    for content, outcome in sorted(results, key=lambda pair: pair[1].finished_at):
-        number = content.attempt_number
-        attempt_rows.append(attempt_row(content.message_id, number, outcome))
-        status = policy.next_status(outcome.succeeded, number)
-        item = rules.signal(outcome.succeeded, outcome.response_code, outcome.header("Retry-After"), outcome.error,
-                            outcome.finished_at, max_retry_after)
-        signals.append(item)
-        next_at = None
-        if status == RESENT:
-            next_at = outcome.finished_at + dt.timedelta(seconds=policy.interval)
-            if item.wait_until and item.wait_until > next_at:
-                next_at = item.wait_until
-            retry_times.append(next_at)
-        status_rows.append({
-            "b_id": content.message_id, "b_owner": owner, "status": status, "attempts": number,
-            "response_code": outcome.response_code, "response_class": response_class(outcome.response_code),
-            "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
-        })
-    conn.execute(insert(ATTEMPT), attempt_rows)
-    conn.execute(
-        update(MESSAGE)
-        .where(MESSAGE.c.id == bindparam("b_id"), MESSAGE.c.lease_owner == bindparam("b_owner"))
-        .values(status=bindparam("status"), attempts=bindparam("attempts"),
-                response_code=bindparam("response_code"), response_class=bindparam("response_class"),
-                last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"),
-                lease_owner=None, lease_until=None),
-        status_rows,
-    )
-    return Written(retry_times, signals)
+RECORD_STATUS = (
+    update(MESSAGE)
+    .where(MESSAGE.c.id == bindparam("b_id"), MESSAGE.c.lease_owner == bindparam("b_owner"))
+    .values(status=bindparam("status"), attempts=bindparam("attempts"),
+            response_code=bindparam("response_code"), response_class=bindparam("response_class"),
+            last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"),
+            lease_owner=None, lease_until=None)
+)
+
+
+def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageContent, Outcome]]],
+                policy: RetryPolicy, max_retry_after: float) -> list[Written]:
+    """Store the attempts and the messages' new statuses (only where the lease is still ours), for
+    several batches in two statements; what each batch decided, in batch order."""
+    attempt_rows, status_rows, written = [], [], []
+    for results in batches:
+        retry_times, signals = [], []
+        for content, outcome in sorted(results, key=lambda pair: pair[1].finished_at):
+            number = content.attempt_number
+            attempt_rows.append(attempt_row(content.message_id, number, outcome))
+            status = policy.next_status(outcome.succeeded, number)
+            item = rules.signal(outcome.succeeded, outcome.response_code, outcome.header("Retry-After"),
+                                outcome.error, outcome.finished_at, max_retry_after)
+            signals.append(item)
+            next_at = None
+            if status == RESENT:
+                next_at = outcome.finished_at + dt.timedelta(seconds=policy.interval)
+                if item.wait_until and item.wait_until > next_at:
+                    next_at = item.wait_until
+                retry_times.append(next_at)
+            status_rows.append({
+                "b_id": content.message_id, "b_owner": owner, "status": status, "attempts": number,
+                "response_code": outcome.response_code, "response_class": response_class(outcome.response_code),
+                "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
+            })
+        written.append(Written(retry_times, signals))
+    if attempt_rows:
+        # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"), not one by one.
+        conn.execute(insert(ATTEMPT).returning(ATTEMPT.c.id), attempt_rows)
+        conn.execute(RECORD_STATUS, status_rows)
+    return written
 
 
 def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
@@ -310,26 +361,43 @@ def disable(conn: Connection, endpoint_id: int, reason: str, now: dt.datetime, b
 # --------------------------------------------------------------------------- rollups
 
 
-def add_stats(conn: Connection, endpoint_id: int, results: list[tuple[MessageContent, Outcome]],
+STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
+_UPSERTS: dict[tuple[str, str], object] = {}
+
+
+def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
               policy: RetryPolicy) -> None:
-    """Count the outcomes into the endpoint's per-minute and per-hour rollups."""
+    """Count outcomes into the per-minute and per-hour rollups: one statement per table, rows in key order."""
     for table, width in ((StatsMinute.__table__, "minute"), (StatsHour.__table__, "hour")):
-        buckets: dict[dt.datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for content, outcome in results:
-            start = outcome.started_at.replace(second=0, microsecond=0)
-            if width == "hour":
-                start = start.replace(minute=0)
-            counts = buckets[start]
-            status = policy.next_status(outcome.succeeded, content.attempt_number)
-            counts["attempts"] += 1
-            counts["succeeded"] += outcome.succeeded
-            counts["done"] += status == DONE
-            counts["failed"] += status == FAILED
-            counts["retried"] += status == RESENT
-            counts["duration_ms"] += outcome.duration_ms
-            counts[f"d{duration_bucket(outcome.duration_ms)}"] += 1
-        for start in sorted(buckets):
-            _upsert(conn, table, endpoint_id, start, buckets[start])
+        buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
+        for endpoint_id, results in results_by_endpoint.items():
+            for content, outcome in results:
+                start = outcome.started_at.replace(second=0, microsecond=0)
+                if width == "hour":
+                    start = start.replace(minute=0)
+                counts = buckets[endpoint_id, start]
+                status = policy.next_status(outcome.succeeded, content.attempt_number)
+                counts["attempts"] += 1
+                counts["succeeded"] += outcome.succeeded
+                counts["done"] += status == DONE
+                counts["failed"] += status == FAILED
+                counts["retried"] += status == RESENT
+                counts["duration_ms"] += outcome.duration_ms
+                counts[f"d{duration_bucket(outcome.duration_ms)}"] += 1
+        rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]
+        if rows:
+            conn.execute(_upsert_statement(conn.dialect.name, table), rows)
+
+
+def _upsert_statement(dialect: str, table):
+    key = (dialect, table.name)
+    if key not in _UPSERTS:
+        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+        _UPSERTS[key] = statement.on_conflict_do_update(
+            index_elements=["endpoint_id", "start"],
+            set_={name: table.c[name] + statement.excluded[name] for name in STAT_COLUMNS},
+        )
+    return _UPSERTS[key]
 
 
 def duration_bucket(duration_ms: int) -> int:
@@ -337,19 +405,6 @@ def duration_bucket(duration_ms: int) -> int:
         if duration_ms <= bound:
             return index
     return len(DURATION_BUCKETS_MS)
-
-
-STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
-
-
-def _upsert(conn: Connection, table, endpoint_id: int, start: dt.datetime, counts: dict[str, int]) -> None:
-    row = {"endpoint_id": endpoint_id, "start": start, **{name: counts.get(name, 0) for name in STAT_COLUMNS}}
-    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = make(table).values(row)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=["endpoint_id", "start"],
-        set_={name: table.c[name] + statement.excluded[name] for name in STAT_COLUMNS if counts.get(name)},
-    ))
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -1,7 +1,8 @@
 """Everything the delivery engine asks of Redis: wake the workers for endpoints with work.
 
 A wake-up job carries endpoint ids only (never payloads or secrets), up to
-``WAKE_CHUNK`` of them, so one event for a thousand endpoints costs one job.
+``WAKE_CHUNK`` of them, so one event for a thousand endpoints costs ten jobs, which
+several workers share.
 A kick key per endpoint keeps at most one not-yet-started wake-up per endpoint
 in the queue, so a burst of events costs one job, not one per message. Any
 Redis failure here is logged and swallowed: the database holds the work and
@@ -21,12 +22,22 @@ log = logging.getLogger(__name__)
 
 DELIVER_JOB = "webapp.jobs.deliver"
 KICK_TTL_SECONDS = 30
-WAKE_CHUNK = 500
+WAKE_CHUNK = 100  # several workers share a fan-out; one job still wakes 100 endpoints
 JOB_TIMEOUT = 60  # a wake-up hands the ids to the engine and returns
 
 
 def kick_key(endpoint_id: int) -> str:
     return f"webhooks:kick:{endpoint_id}"
+
+
+# SET NX for every key in one round trip; 1 where the key was not set yet.
+SET_KICKS = """
+local fresh = {}
+for i, key in ipairs(KEYS) do
+  fresh[i] = redis.call('SET', key, 1, 'NX', 'EX', ARGV[1]) and 1 or 0
+end
+return fresh
+"""
 
 
 def kick(endpoint_ids: Iterable[int]) -> int:
@@ -36,10 +47,7 @@ def kick(endpoint_ids: Iterable[int]) -> int:
         return 0
     try:
         redis = redis_connection()
-        with redis.pipeline(transaction=False) as pipe:
-            for endpoint_id in endpoint_ids:
-                pipe.set(kick_key(endpoint_id), 1, nx=True, ex=KICK_TTL_SECONDS)
-            fresh = pipe.execute()
+        fresh = redis.eval(SET_KICKS, len(endpoint_ids), *map(kick_key, endpoint_ids), KICK_TTL_SECONDS)
         to_wake = [e for e, was_set in zip(endpoint_ids, fresh) if was_set]
         chunks = [to_wake[i:i + WAKE_CHUNK] for i in range(0, len(to_wake), WAKE_CHUNK)]
         if chunks:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # never holds many it has not tried (a crash would count them as interrupted).
 BATCH_SECONDS = 0.25
 FIRST_CLAIM = 4
+HELD_POLLS, HELD_POLL_SECONDS = 3, 0.5
 
 
 @dataclass
@@ -48,12 +49,15 @@ class EndpointState:
     failures_in_a_row: int = 0   # as seen by this process's lanes
     stopped_until: dt.datetime | None = None  # a 410 or Retry-After: send nothing more from this batch
     seconds_per_attempt: float | None = None  # moving average of recent attempts
+    held_polls: int = 0          # looks since another process was found delivering it in order
     idle_since: float = 0.0
 
     def claim_size(self) -> int:
-        if self.seconds_per_attempt is None:
+        """How many messages to claim next: about BATCH_SECONDS of sending, within the claim's cap."""
+        if self.seconds_per_attempt is None or self.target is None:
             return FIRST_CLAIM
-        return max(1, int(BATCH_SECONDS / max(self.seconds_per_attempt, 1e-4)))
+        most = claims.batch_size(ordered=not self.target.queue_batches)
+        return max(1, min(most, int(BATCH_SECONDS / max(self.seconds_per_attempt, 1e-4))))
 
     def note(self, outcome: Outcome, max_wait: float) -> None:
         seconds = outcome.duration_ms / 1000
@@ -116,31 +120,40 @@ class Lane:
             self.engine.lane_done(self.state, final=True)
 
     def _one_batch(self) -> bool:
-        """Claim and send one batch; False when there was nothing to send."""
+        """Claim and send one batch; False when there is nothing more to send now."""
         if self.engine.stopping.is_set():
             return False
-        claimed = self._claim()
+        wanted = self.state.claim_size()
+        claimed = self._claim(wanted)
         self.holds_order = self.holds_order or claimed.holds_order
-        if claimed.endpoint is None or claimed.held_elsewhere:
+        if claimed.held_elsewhere:
+            self._look_again_soon()
             return False
-        if not claimed.messages:
+        if claimed.endpoint is None or not claimed.messages:
             if claimed.wake_at is not None:
                 self.engine.wake_at(self.state.endpoint_id, claimed.wake_at)
             return False
         self._grow(claimed)
         if self._send(claimed.messages, claimed.take):
             self.unsent_batches = 0
-            return True
+            return len(claimed.messages) == wanted  # fewer than asked for: nothing more was due
         # Everything was given back (the receiver started failing): claim once more, which
         # sets the endpoint's next wake-up, then stop rather than spin.
         self.unsent_batches += 1
         return self.unsent_batches < 2
 
-    def _claim(self) -> Claimed:
-        claimed: Claimed = self.engine.ledger.claim(self.state.endpoint_id, self.state.claim_size()).result()
+    def _claim(self, wanted: int) -> Claimed:
+        claimed: Claimed = self.engine.ledger.claim(self.state.endpoint_id, wanted).result()
         if claimed.endpoint is not None:
             self._refresh(claimed.endpoint)
         return claimed
+
+    def _look_again_soon(self) -> None:
+        """Another process delivers this endpoint in order. It may have just finished its last claim
+        before our messages were written: look once more in a moment (after that, the sweep does)."""
+        if self.state.held_polls < HELD_POLLS:
+            self.state.held_polls += 1
+            self.engine.wake_at(self.state.endpoint_id, utcnow() + dt.timedelta(seconds=HELD_POLL_SECONDS))
 
     def _refresh(self, row) -> None:
         state = self.state
@@ -175,8 +188,7 @@ class Lane:
             recorded = self.engine.ledger.record(self.state.endpoint_id, results, self.state.health)
             recorded.add_done_callback(self._recorded)
         if given_back:
-            owner = self.engine.owner
-            self.engine.ledger.call(lambda conn: claims.release(conn, owner, given_back))
+            self.engine.ledger.give_back(given_back)
         return bool(results)
 
     def _recorded(self, future) -> None:
@@ -190,18 +202,9 @@ class Lane:
             self.state.health = recorded.health
 
     def _release_endpoint(self) -> None:
-        """Give up the in-order lease, if held; if messages came meanwhile, make sure a worker looks."""
+        """Give up the in-order lease, if held (the ledger runs it before any later claim)."""
         if not self.holds_order:
             return
         self.holds_order = False
-        endpoint_id, owner, interval = self.state.endpoint_id, self.engine.owner, self.engine.policy.interval
-
-        def release(conn) -> bool:
-            claims.release_endpoint(conn, endpoint_id, owner)
-            return claims.claimable(conn, endpoint_id, interval, utcnow())
-
-        try:
-            if self.engine.ledger.call(release).result() and not self.engine.stopping.is_set():
-                dispatch.kick([endpoint_id])
-        except Exception:  # noqa: BLE001 - the lease expires by itself; the sweep looks again
-            log.exception("could not release the in-order lease of endpoint %s", endpoint_id)
+        self.state.held_polls = 0
+        self.engine.ledger.release_order(self.state.endpoint_id)

@@ -9,12 +9,14 @@ about a second.
 
 DESIGN: within a transaction the work runs in a fixed order - message and
 attempt rows (ours alone), then rollups and endpoint rows sorted by key, then
-claims (SKIP LOCKED) - so two processes' transactions never wait on each
-other in opposite orders. If a transaction fails, each request is run again
-in a transaction of its own, so one bad request fails alone.
+releases and renewals, then claims (SKIP LOCKED) - so two processes'
+transactions rarely wait on each other in opposite orders; if a transaction
+fails (a deadlock the database broke, a lost connection), each request is run
+again in a transaction of its own, so one bad request fails alone.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections import defaultdict
@@ -79,6 +81,7 @@ class Ledger:
         self._waiting: list[_Request] = []
         self._changed = threading.Condition()
         self._stopping = False
+        self._writing = False
         self._thread = threading.Thread(target=self._run, name="delivery-ledger", daemon=True)
 
     # ------------------------------------------------------------------ what lanes ask
@@ -90,8 +93,16 @@ class Ledger:
     def record(self, endpoint_id: int, results: list[tuple[MessageContent, Outcome]], known: Health) -> Future:
         return self._submit("record", (endpoint_id, results, known))
 
+    def give_back(self, message_ids: list[int]) -> Future:
+        """Claimed messages that were not tried: released uncounted."""
+        return self._submit("give_back", message_ids)
+
+    def release_order(self, endpoint_id: int) -> Future:
+        """The endpoint's in-order lease, released (before any claim that comes after it)."""
+        return self._submit("release_order", endpoint_id)
+
     def call(self, work: Callable[[Connection], Any]) -> Future:
-        """Any other write (release, renew, ...), run after the claims of its transaction."""
+        """Any other write (a lease renewal, ...), run before the claims of its transaction."""
         return self._submit("call", work)
 
     def _submit(self, kind: str, payload: Any) -> Future:
@@ -114,8 +125,9 @@ class Ledger:
         self._thread.join(timeout)
 
     def idle(self) -> bool:
+        """Nothing waits to be written and nothing is being written."""
         with self._changed:
-            return not self._waiting
+            return not self._waiting and not self._writing
 
     def _run(self) -> None:
         while True:
@@ -125,7 +137,12 @@ class Ledger:
                 batch, self._waiting = self._waiting, []
                 if not batch and self._stopping:
                     return
-            self._write(batch)
+                self._writing = True
+            try:
+                self._write(batch)
+            finally:
+                with self._changed:
+                    self._writing = False
 
     def _write(self, batch: list[_Request]) -> None:
         try:
@@ -146,52 +163,86 @@ class Ledger:
         now = utcnow()
         answers: dict[int, Any] = {}
         records = [r for r in batch if r.kind == "record"]
-        written = {id(r): claims.record(conn, self.settings.owner, r.payload[1], self.settings.policy,
-                                        self.settings.max_retry_after) for r in records}
-        healths = self._endpoint_updates(conn, records, written, now)
-        for r in records:
-            answers[id(r)] = Recorded(written[id(r)].retry_times, healths.get(r.payload[0]))
-        for r in batch:
-            if r.kind == "claim":
-                answers[id(r)] = self._claim(conn, *r.payload, now)
+        if records:
+            written = claims.record_many(conn, self.settings.owner, [r.payload[1] for r in records],
+                                         self.settings.policy, self.settings.max_retry_after)
+            healths = self._endpoint_updates(conn, records, written, now)
+            for r, decided in zip(records, written):
+                answers[id(r)] = Recorded(decided.retry_times, healths.get(r.payload[0]))
+        # Releases before the claims, which may want what they free.
+        owner = self.settings.owner
+        claims.release(conn, owner, [i for r in batch if r.kind == "give_back" for i in r.payload])
+        claims.release_endpoints(conn, sorted({r.payload for r in batch if r.kind == "release_order"}), owner)
         for r in batch:
             if r.kind == "call":
                 answers[id(r)] = r.payload(conn)
+            elif r.kind in ("give_back", "release_order"):
+                answers[id(r)] = None
+        wanted = [r for r in batch if r.kind == "claim"]
+        if wanted:
+            for r, claimed in zip(wanted, self._claims(conn, [r.payload for r in wanted], now)):
+                answers[id(r)] = claimed
         return [answers[id(r)] for r in batch]
 
-    def _endpoint_updates(self, conn: Connection, records: list[_Request], written: dict, now) -> dict[int, Health]:
+    def _endpoint_updates(self, conn: Connection, records: list[_Request], written: list, now) -> dict[int, Health]:
         """Rollups and health per endpoint, in endpoint order (see DESIGN above)."""
-        by_endpoint: dict[int, list[_Request]] = defaultdict(list)
-        for r in records:
-            by_endpoint[r.payload[0]].append(r)
+        results: dict[int, list] = defaultdict(list)
+        signals: dict[int, list] = defaultdict(list)
+        known: dict[int, Health] = {}
+        for r, decided in zip(records, written):
+            endpoint_id, pairs, health = r.payload
+            results[endpoint_id].extend(pairs)
+            signals[endpoint_id].extend(decided.signals)
+            known.setdefault(endpoint_id, health)
+        claims.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
         healths = {}
-        for endpoint_id in sorted(by_endpoint):
-            requests = by_endpoint[endpoint_id]
-            results = [pair for r in requests for pair in r.payload[1]]
-            claims.add_stats(conn, endpoint_id, results, self.settings.policy)
-            signals = sorted((s for r in requests for s in written[id(r)].signals), key=lambda s: s.at)
-            delta = rules.change(signals)
-            known: Health = requests[0].payload[2]
-            if delta.is_noop and known.consecutive_failures == 0 and known.health == HEALTHY \
-                    and known.retry_after_until is None:
+        for endpoint_id in sorted(results):
+            delta = rules.change(sorted(signals[endpoint_id], key=lambda item: item.at))
+            health = known[endpoint_id]
+            if delta.is_noop and health.consecutive_failures == 0 and health.health == HEALTHY \
+                    and health.retry_after_until is None:
                 continue  # the usual case, a healthy endpoint answering 2xx: nothing to write
             healths[endpoint_id] = claims.apply_health(conn, endpoint_id, delta, now, self.settings.disable_after)
         return healths
 
-    def _claim(self, conn: Connection, endpoint_id: int, limit: int, now) -> Claimed:
-        row = claims.read_endpoint(conn, endpoint_id)
-        if row is None:
-            return Claimed(endpoint=None, messages=[])
-        gate = rules.gate(claims.health_of(row), now, self.settings.policy.interval)
-        if gate.take == rules.NOTHING:
-            return Claimed(row, [], wake_at=gate.reopens_at if claims.has_waiting(conn, endpoint_id) else None)
-        lease = self.settings.lease_seconds(row.timeout or 1)
-        ordered = not row.queue_batches
-        if ordered and not claims.acquire_endpoint(conn, endpoint_id, self.settings.owner, lease, now):
-            return Claimed(row, [], held_elsewhere=True)
-        messages = claims.claim(conn, endpoint_id, self.settings.owner, min(limit, claims.batch_size(ordered)),
-                                lease, gate.take, now)
-        wake_at = None
-        if not messages and gate.take != rules.ALL_DUE and claims.has_untried(conn, endpoint_id):
-            wake_at = gate.reopens_at
-        return Claimed(row, messages, wake_at=wake_at, holds_order=ordered, take=gate.take)
+    def _claims(self, conn: Connection, wanted: list[tuple[int, int]], now) -> list[Claimed]:
+        """Every claim of the cycle: endpoints read at once, in-order leases taken at once."""
+        rows = claims.read_endpoints(conn, {endpoint_id for endpoint_id, _ in wanted})
+        gates = {e: rules.gate(claims.health_of(row), now, self.settings.policy.interval) for e, row in rows.items()}
+        ordered = [e for e, row in rows.items() if not row.queue_batches and gates[e].take != rules.NOTHING]
+        held = self._take_order_leases(conn, [rows[e] for e in ordered], now)
+        plans, answers = [], []
+        for endpoint_id, limit in wanted:
+            row, gate = rows.get(endpoint_id), gates.get(endpoint_id)
+            if row is None:
+                answers.append(Claimed(endpoint=None, messages=[]))
+            elif gate.take == rules.NOTHING:
+                waiting = gate.reopens_at is not None and claims.has_waiting(conn, endpoint_id)
+                answers.append(Claimed(row, [], wake_at=gate.reopens_at if waiting else None))
+            elif endpoint_id in ordered and endpoint_id not in held:
+                answers.append(Claimed(row, [], held_elsewhere=True))
+            else:
+                until = now + dt.timedelta(seconds=self.settings.lease_seconds(row.timeout or 1))
+                plans.append((len(answers), claims.ClaimPlan(
+                    endpoint_id, gate.take, min(limit, claims.batch_size(not row.queue_batches)), until)))
+                answers.append(None)
+        taken = claims.claim_many(conn, self.settings.owner, [plan for _, plan in plans], now)
+        for (index, plan), messages in zip(plans, taken):
+            row, gate = rows[plan.endpoint_id], gates[plan.endpoint_id]
+            wake_at = None
+            if not messages and gate.take != rules.ALL_DUE and claims.has_untried(conn, plan.endpoint_id):
+                wake_at = gate.reopens_at
+            answers[index] = Claimed(row, messages, wake_at=wake_at, holds_order=not row.queue_batches,
+                                     take=gate.take)
+        return answers
+
+    def _take_order_leases(self, conn: Connection, rows: list, now) -> set[int]:
+        """The in-order leases, grouped by timeout (a lease outlives one attempt of its endpoint)."""
+        by_timeout: dict[int, list[int]] = defaultdict(list)
+        for row in rows:
+            by_timeout[row.timeout or 1].append(row.id)
+        held = set()
+        for timeout, endpoint_ids in sorted(by_timeout.items()):
+            until = now + dt.timedelta(seconds=self.settings.lease_seconds(timeout))
+            held |= claims.acquire_endpoints(conn, sorted(endpoint_ids), self.settings.owner, until, now)
+        return held
