@@ -90,6 +90,8 @@ def load_config(instance_path: Path) -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY")
         or read_or_create_secret(instance_path / "secret_key", lambda: secrets.token_hex(32)),
         "SQLALCHEMY_DATABASE_URI": database_uri(instance_path),
+        # Database errors in logs name the statement, never its values (payloads, customers).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         "REDIS_URL": os.environ.get("REDIS_URL"),
         "WEBHOOKS_ENCRYPTION_KEY": os.environ.get("WEBHOOKS_ENCRYPTION_KEY")
         or read_or_create_secret(instance_path / "encryption_key", lambda: Fernet.generate_key().decode()),

@@ -73,11 +73,13 @@ def read_endpoint(conn: Connection, endpoint_id: int):
     return read_endpoints(conn, [endpoint_id]).get(endpoint_id)
 
 
+READ_ENDPOINTS = select(ENDPOINT).where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)),
+                                        ENDPOINT.c.deleted_at.is_(None))
+
+
 def read_endpoints(conn: Connection, endpoint_ids) -> dict:
     """Rows of the endpoints that still exist, by id."""
-    rows = conn.execute(select(ENDPOINT).where(ENDPOINT.c.id.in_(list(endpoint_ids)),
-                                               ENDPOINT.c.deleted_at.is_(None))).all()
-    return {row.id: row for row in rows}
+    return {row.id: row for row in conn.execute(READ_ENDPOINTS, {"b_ids": list(endpoint_ids)})}
 
 
 def health_of(row) -> Health:
@@ -96,12 +98,15 @@ def batch_size(ordered: bool) -> int:
 
 
 def _lease_statement(statuses: str):
-    due = (select(MESSAGE.c.id)
-           .where(MESSAGE.c.endpoint_id == bindparam("b_endpoint"), MESSAGE.c.next_attempt_at <= bindparam("b_now"),
-                  MESSAGE.c.lease_owner.is_(None), text(f"message.status IN ({statuses})"))
-           .order_by(MESSAGE.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True))
+    # The chosen rows in a CTE: PostgreSQL runs it once, so LIMIT and SKIP LOCKED hold; inlined as
+    # "id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" its plan may lease more than n rows.
+    chosen = (select(MESSAGE.c.id)
+              .where(MESSAGE.c.endpoint_id == bindparam("b_endpoint"), MESSAGE.c.next_attempt_at <= bindparam("b_now"),
+                     MESSAGE.c.lease_owner.is_(None), text(f"message.status IN ({statuses})"))
+              .order_by(MESSAGE.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True)
+              .cte("chosen"))
     return (update(MESSAGE)
-            .where(MESSAGE.c.id.in_(due.scalar_subquery()), MESSAGE.c.lease_owner.is_(None))
+            .where(MESSAGE.c.id.in_(select(chosen.c.id)), MESSAGE.c.lease_owner.is_(None))
             .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
             .returning(MESSAGE.c.id))
 
@@ -222,12 +227,18 @@ def acquire_endpoints(conn: Connection, endpoint_ids: list[int], owner: str, unt
     for: its holder is busy with that endpoint anyway."""
     if not endpoint_ids:
         return set()
-    free = (select(ENDPOINT.c.id)
-            .where(ENDPOINT.c.id.in_(endpoint_ids),
-                   or_(ENDPOINT.c.lease_owner.is_(None), ENDPOINT.c.lease_until < now, ENDPOINT.c.lease_owner == owner))
-            .with_for_update(skip_locked=True).scalar_subquery())
-    return set(conn.execute(update(ENDPOINT).where(ENDPOINT.c.id.in_(free))
-                            .values(lease_owner=owner, lease_until=until).returning(ENDPOINT.c.id)).scalars())
+    values = {"b_ids": endpoint_ids, "b_owner": owner, "b_until": until, "b_now": now}
+    return set(conn.execute(ACQUIRE_ORDER, values).scalars())
+
+
+_FREE_FOR_ORDER = (select(ENDPOINT.c.id)
+                   .where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)),
+                          or_(ENDPOINT.c.lease_owner.is_(None), ENDPOINT.c.lease_until < bindparam("b_now"),
+                              ENDPOINT.c.lease_owner == bindparam("b_owner")))
+                   .with_for_update(skip_locked=True).cte("free"))
+ACQUIRE_ORDER = (update(ENDPOINT).where(ENDPOINT.c.id.in_(select(_FREE_FOR_ORDER.c.id)))
+                 .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+                 .returning(ENDPOINT.c.id))
 
 
 def release_endpoints(conn: Connection, endpoint_ids: list[int], owner: str) -> None:

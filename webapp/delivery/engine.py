@@ -55,7 +55,10 @@ class Engine:
         self.ledger = Ledger(sql_engine, Settings(
             owner=self.owner, policy=self.policy, max_retry_after=self.max_retry_after,
             disable_after=float(config["WEBHOOKS_DISABLE_AFTER"]), lease_margin=self.lease_margin))
-        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lane")
+        # Each lane thread keeps one app context for good (lanes read config and decrypt secrets;
+        # they never use the request-scoped database session): pushing one per lane costs more.
+        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lane",
+                                       initializer=lambda: app.app_context().push())
         self.runs: dict[int, EndpointState] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()

@@ -107,13 +107,12 @@ class Lane:
     def work(self) -> None:
         """The lane's thread: deliver until nothing is due, then leave the endpoint to the next wake-up."""
         try:
-            with self.engine.app.app_context():
-                while True:
-                    if self._one_batch():
-                        continue
-                    self._release_endpoint()  # before the lane counts as gone: a new one may take it
-                    if self.engine.lane_done(self.state):
-                        return
+            while True:
+                if self._one_batch():
+                    continue
+                self._release_endpoint()  # before the lane counts as gone: a new one may take it
+                if self.engine.lane_done(self.state):
+                    return
         except Exception:  # noqa: BLE001 - a lane must never take the worker down
             log.exception("lane of endpoint %s stopped", self.state.endpoint_id)
             self._release_endpoint()

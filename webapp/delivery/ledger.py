@@ -21,7 +21,7 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import Connection
@@ -71,7 +71,7 @@ class Recorded:
 class _Request:
     kind: str
     payload: Any
-    future: Future = field(default_factory=Future)
+    future: Future | None  # None: nobody waits for the answer
 
 
 class Ledger:
@@ -88,29 +88,28 @@ class Ledger:
 
     def claim(self, endpoint_id: int, limit: int) -> Future:
         """Up to ``limit`` of the endpoint's messages that may be sent now (see health.gate, claims.batch_size)."""
-        return self._submit("claim", (endpoint_id, limit))
+        return self._submit("claim", (endpoint_id, limit), Future())
 
     def record(self, endpoint_id: int, results: list[tuple[MessageContent, Outcome]], known: Health) -> Future:
-        return self._submit("record", (endpoint_id, results, known))
+        return self._submit("record", (endpoint_id, results, known), Future())
 
-    def give_back(self, message_ids: list[int]) -> Future:
+    def give_back(self, message_ids: list[int]) -> None:
         """Claimed messages that were not tried: released uncounted."""
-        return self._submit("give_back", message_ids)
+        self._submit("give_back", message_ids)
 
-    def release_order(self, endpoint_id: int) -> Future:
+    def release_order(self, endpoint_id: int) -> None:
         """The endpoint's in-order lease, released (before any claim that comes after it)."""
-        return self._submit("release_order", endpoint_id)
+        self._submit("release_order", endpoint_id)
 
-    def call(self, work: Callable[[Connection], Any]) -> Future:
+    def call(self, work: Callable[[Connection], Any]) -> None:
         """Any other write (a lease renewal, ...), run before the claims of its transaction."""
-        return self._submit("call", work)
+        self._submit("call", work)
 
-    def _submit(self, kind: str, payload: Any) -> Future:
-        request = _Request(kind, payload)
+    def _submit(self, kind: str, payload: Any, future: Future | None = None) -> Future | None:
         with self._changed:
-            self._waiting.append(request)
+            self._waiting.append(_Request(kind, payload, future))
             self._changed.notify()
-        return request.future
+        return future
 
     # ------------------------------------------------------------------ the thread
 
@@ -151,13 +150,16 @@ class Ledger:
         except Exception as exc:  # noqa: BLE001 - retried one by one below, each failing alone
             if len(batch) == 1:
                 log.error("delivery write failed (%s): %s", batch[0].kind, exc, exc_info=True)
-                batch[0].future.set_exception(exc)
+                if batch[0].future is not None:
+                    batch[0].future.set_exception(exc)
                 return
+            log.warning("delivery write failed (%s); trying its %d requests one by one", exc, len(batch))
             for request in batch:
                 self._write([request])
             return
         for request, answer in zip(batch, answers):
-            request.future.set_result(answer)
+            if request.future is not None:
+                request.future.set_result(answer)
 
     def _transaction(self, conn: Connection, batch: list[_Request]) -> list[Any]:
         now = utcnow()
