@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+
 from flask import Flask
 
 from ..extensions import db
@@ -45,7 +46,7 @@ class Engine:
         self.app = app
         self.owner = uuid.uuid4().hex
         self.threads = int(config["WEBHOOKS_DELIVERY_THREADS"])
-        self.policy = RetryPolicy(config["WEBHOOKS_MAX_ATTEMPTS"], float(config["WEBHOOKS_RETRY_INTERVAL"]))
+        self.policy = RetryPolicy.from_config(config)
         self.body_limit = int(config["WEBHOOKS_RESPONSE_BODY_LIMIT"])
         self.lease_margin = float(config["WEBHOOKS_LEASE_MARGIN"])
         self.max_retry_after = float(config["WEBHOOKS_MAX_RETRY_AFTER"])

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import NameResolutionError, ProxyError
+from urllib3.exceptions import (ConnectTimeoutError, NameResolutionError, NewConnectionError, ProxyError,
+                                ReadTimeoutError)
 from urllib3.util import Timeout
 
 from ..models import utcnow
@@ -132,7 +133,7 @@ def send(transport: Transport, request: OutgoingRequest, *, timeout: float, prox
             if outcome.error is None and not outcome.succeeded:
                 outcome.error = describe_status(response.status, response.reason, response.headers)
         except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never a crash
-            outcome.error = (timeout_error(timeout) if attempt.expired or isinstance(exc, DeadlineExceeded)
+            outcome.error = (timeout_error(timeout) if attempt.expired or timed_out(exc)
                              else describe_error(exc, request))
         finally:
             if response is not None:
@@ -181,6 +182,15 @@ def release(response, *, reuse: bool) -> None:
     if not reuse:
         response.close()
     response.release_conn()
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Socket timeouts are set to the attempt's time left, so one firing means the deadline came
+    (it may do so a hair before the watchdog does)."""
+    return any(isinstance(cause, (DeadlineExceeded, TimeoutError, ReadTimeoutError))
+               # urllib3's failed connections are ConnectTimeoutErrors too (a quirk it keeps till 3.0)
+               or (isinstance(cause, ConnectTimeoutError) and not isinstance(cause, NewConnectionError))
+               for cause in _causes(exc))
 
 
 def timeout_error(timeout: float) -> str:
