@@ -28,17 +28,16 @@ class DeadlineExceeded(Exception):
 
 
 class Attempt:
-    """The deadline of one attempt and the sockets it uses."""
+    """The deadline of one attempt and the sockets it uses (guarded by the watchdog's lock)."""
 
-    __slots__ = ("timeout", "deadline", "expired", "_sockets", "_lock", "_finished")
+    __slots__ = ("timeout", "deadline", "expired", "finished", "sockets")
 
     def __init__(self, timeout: float):
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.expired = False
-        self._sockets: list[tuple[int, int]] = []  # (file descriptor, its inode)
-        self._lock = threading.Lock()
-        self._finished = False
+        self.finished = False
+        self.sockets: list[tuple[int, int]] = []  # (file descriptor, its inode)
 
     def remaining(self) -> float:
         """Seconds left; raises DeadlineExceeded when none are."""
@@ -55,30 +54,8 @@ class Attempt:
         object we were given, while the descriptor lives on in the TLS socket.
         """
         fd = sock.fileno()
-        if fd < 0:
-            return
-        handle = (fd, os.fstat(fd).st_ino)
-        with self._lock:
-            if self.expired:
-                _shut(handle)
-                raise DeadlineExceeded()
-            if not self._finished:
-                self._sockets.append(handle)
-
-    def expire(self) -> None:
-        """Called by the watchdog at the deadline."""
-        with self._lock:
-            if self._finished:
-                return
-            self.expired = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _shut(sock)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._finished = True
-            self._sockets = []
+        if fd >= 0:
+            WATCHDOG.watch(self, (fd, os.fstat(fd).st_ino))
 
 
 def _shut(handle: tuple[int, int]) -> None:
@@ -104,11 +81,12 @@ def _shut(handle: tuple[int, int]) -> None:
 
 
 class Watchdog:
-    """One thread that expires attempts at their deadlines.
+    """One thread that expires attempts at their deadlines; one lock for all of it.
 
     Finished attempts stay in the heap until they reach its top; when they
     outnumber the running ones the heap is rebuilt, so it never grows with the
-    number of attempts made, only with the number in flight.
+    number of attempts made, only with the number in flight. The thread is
+    woken only when a new deadline comes before the one it sleeps until.
     """
 
     def __init__(self) -> None:
@@ -117,35 +95,48 @@ class Watchdog:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._running = 0
+        self._sleeping_until = float("inf")
 
-    def add(self, attempt: Attempt) -> None:
+    def start(self, attempt: Attempt) -> None:
         with self._changed:
             self._running += 1
             if len(self._heap) > 1024 and len(self._heap) > 2 * self._running:
-                self._heap = [entry for entry in self._heap if not entry[2]._finished]
+                self._heap = [entry for entry in self._heap if not entry[2].finished]
                 heapq.heapify(self._heap)
             heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="attempt-watchdog", daemon=True)
                 self._thread.start()
-            if self._heap[0][2] is attempt:
+            if attempt.deadline < self._sleeping_until:
                 self._changed.notify()
 
-    def done(self) -> None:
+    def watch(self, attempt: Attempt, handle: tuple[int, int]) -> None:
         with self._changed:
+            if attempt.expired:
+                _shut(handle)
+                raise DeadlineExceeded()
+            if not attempt.finished:
+                attempt.sockets.append(handle)
+
+    def finish(self, attempt: Attempt) -> None:
+        with self._changed:
+            attempt.finished = True
+            attempt.sockets = []
             self._running -= 1
 
     def _run(self) -> None:
-        while True:
-            with self._changed:
-                while True:
-                    now = time.monotonic()
-                    while self._heap and (self._heap[0][2]._finished or self._heap[0][0] <= now):
-                        _, _, attempt = heapq.heappop(self._heap)
-                        if not attempt._finished:
-                            attempt.expire()
-                    wait = self._heap[0][0] - now if self._heap else None
-                    self._changed.wait(wait)
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].finished or self._heap[0][0] <= now):
+                    attempt = heapq.heappop(self._heap)[2]
+                    if not attempt.finished:
+                        attempt.expired = True
+                        for handle in attempt.sockets:
+                            _shut(handle)
+                        attempt.sockets = []
+                self._sleeping_until = self._heap[0][0] if self._heap else float("inf")
+                self._changed.wait(self._sleeping_until - now if self._heap else None)
 
 
 WATCHDOG = Watchdog()
@@ -159,12 +150,11 @@ class running:
 
     def __enter__(self) -> Attempt:
         _local.attempt = self.attempt
-        WATCHDOG.add(self.attempt)
+        WATCHDOG.start(self.attempt)
         return self.attempt
 
     def __exit__(self, *exc) -> None:
-        self.attempt.finish()
-        WATCHDOG.done()
+        WATCHDOG.finish(self.attempt)
         _local.attempt = None
 
 

@@ -117,16 +117,10 @@ def send(transport: Transport, request: OutgoingRequest, *, timeout: float, prox
     complete = False
     with deadline.running(timeout) as attempt:
         try:
-            url = wire_url(request.url)
-            if proxy_url:
-                parts = urlsplit(url)
-                transport.check_target(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
             left = attempt.remaining()
-            response = transport.manager(proxy_url).urlopen(
-                request.method, url, body=request.body, headers=dict(request.headers),
-                redirect=False, retries=False, preload_content=False, assert_same_host=False,
-                timeout=Timeout(connect=left, read=left),
-            )
+            response = transport.urlopen(request.method, wire_url(request.url), body=request.body,
+                                         headers=dict(request.headers), timeout=Timeout(connect=left, read=left),
+                                         proxy_url=proxy_url)
             outcome.response_code = response.status
             outcome.response_headers = list(response.headers.items())
             complete = read_body(response, outcome, body_limit)

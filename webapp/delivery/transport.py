@@ -17,16 +17,19 @@ import ipaddress
 import socket
 import threading
 
-from urllib3 import PoolManager, ProxyManager
+from urllib3 import BaseHTTPResponse, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import Timeout, parse_url
 
 from ..urlguard import ForbiddenTarget, forbidden_reason
 from . import deadline, names
 from .names import Resolver, dns_servers_resolver, system_resolver
 
 POOL_SIZE = 128  # idle keep-alive connections kept per host
+HOSTS = 1024     # hosts whose pools are kept (the least used beyond that are closed)
+URL_CACHE = 4096
 
 
 def literal_address(host: str) -> str | None:
@@ -116,10 +119,11 @@ class Transport:
         self.guard = guard
         self.resolver = resolver
         self.pool_size = pool_size
-        self.direct = PoolManager(num_pools=256, maxsize=pool_size, retries=False)
+        self.direct = PoolManager(num_pools=HOSTS, maxsize=pool_size, retries=False)
         self.direct.pool_classes_by_scheme = _pools(guard, resolver)
         self._proxies: dict[str, ProxyManager] = {}
         self._lock = threading.Lock()
+        self._by_url: dict[str, tuple[HTTPConnectionPool, str]] = {}
 
     @classmethod
     def from_config(cls, config, pool_size: int = POOL_SIZE) -> Transport:
@@ -127,9 +131,31 @@ class Transport:
         return cls(guard=not config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"],
                    resolver=dns_servers_resolver(servers) if servers else system_resolver, pool_size=pool_size)
 
-    def manager(self, proxy_url: str | None) -> PoolManager:
-        if not proxy_url:
-            return self.direct
+    def urlopen(self, method: str, url: str, *, body: bytes, headers: dict, timeout: Timeout,
+                proxy_url: str | None) -> BaseHTTPResponse:
+        """One exchange: no retries, no redirects, the body left to be read."""
+        options = {"body": body, "headers": headers, "redirect": False, "retries": False,
+                   "preload_content": False, "assert_same_host": False, "timeout": timeout}
+        if proxy_url:
+            parts = parse_url(url)
+            self.check_target(parts.host or "", parts.port or (443 if parts.scheme == "https" else 80))
+            return self._proxy(proxy_url).urlopen(method, url, **options)
+        pool, target = self._direct_pool(url)
+        return pool.urlopen(method, target, **options)
+
+    def _direct_pool(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """The pool of the URL's origin and the request target, looked up once per URL: the
+        PoolManager's own lookup (URL parsing, pool key) costs as much as writing the request."""
+        found = self._by_url.get(url)
+        if found is None or found[0].pool is None:  # new, or closed by the manager as least used
+            parts = parse_url(url)
+            found = (self.direct.connection_from_host(parts.host, parts.port, parts.scheme), parts.request_uri)
+            if len(self._by_url) >= URL_CACHE:
+                self._by_url.clear()
+            self._by_url[url] = found
+        return found
+
+    def _proxy(self, proxy_url: str) -> ProxyManager:
         with self._lock:
             proxy = self._proxies.get(proxy_url)
             if proxy is None:
@@ -144,6 +170,7 @@ class Transport:
             refuse_forbidden(host, addresses_of(host, port, self.resolver))
 
     def close(self) -> None:
+        self._by_url.clear()
         self.direct.clear()
         with self._lock:
             for proxy in self._proxies.values():
