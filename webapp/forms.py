@@ -1,6 +1,8 @@
 """The endpoint settings form: one set of rules for the settings page and the JSON API."""
 from __future__ import annotations
 
+import re
+
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
@@ -11,6 +13,7 @@ from wtforms.fields import IntegerField
 from .delivery.authenticate import AUTH_TYPES
 from .delivery.payload import FORM, JSON
 from .errors import InvalidInput
+from .text_rules import control_character_problem
 from .urlguard import check_url
 
 ALL_ACTIONS = "*"
@@ -24,6 +27,40 @@ AUTH_FIELDS = {
 }
 SECRET_FIELDS = ("password", "secret_key")
 AUTH_LABELS = {"none": "None", "basic": "Basic", "aws": "AWS", "aws-s3": "AWS-S3"}
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class PlainText:
+    """No control characters (CR, LF, NUL, ...): PostgreSQL cannot store NUL, headers cannot carry line breaks."""
+
+    def __call__(self, form, field):
+        problem = control_character_problem(field.data or "")
+        if problem:
+            raise ValidationError(problem)
+
+
+class Matches:
+    """The whole value matches ``pattern`` (ASCII only); blank is left to the required-field rules."""
+
+    def __init__(self, pattern: str, explanation: str):
+        self.pattern = re.compile(pattern, re.ASCII)
+        self.explanation = explanation
+
+    def __call__(self, form, field):
+        if field.data and not self.pattern.fullmatch(field.data):
+            raise ValidationError(self.explanation)
+
+
+# Fields that end up in request headers (Authorization, X-<vendor>-Date/-Auth) or the S3 key.
+HEADER_TOKEN = Matches(r"[A-Za-z0-9._-]+", "must be letters, digits, '.', '_' or '-' only")
+VENDOR_KEY = Matches(r"[A-Za-z0-9-]+", "must be letters, digits or '-' only: it becomes part of the header "
+                                       "names X-<vendor key>-Date and X-<vendor key>-Auth")
+ACCESS_KEY_ID = Matches(r"[!-+\--.0-~]+", "must be printable ASCII without spaces, '/' or ','")
+NO_COLON = Matches(r"[^:]*", "must not contain ':' (Basic authentication separates the username from the "
+                             "password with it)")
 
 
 def action_label(action: str) -> str:
@@ -58,7 +95,7 @@ class TimeoutField(StringField):
 
 
 class EndpointForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=100)], default="Webhook endpoint",
+    name = StringField("Name", validators=[Optional(), Length(max=100), PlainText()], default="Webhook endpoint",
                        description="Shown in the endpoint list and the log.")
     enabled = BooleanField("Enabled", default=True,
                            description="A disabled endpoint gets no new messages; queued ones wait until it is enabled.")
@@ -97,19 +134,24 @@ class EndpointForm(FlaskForm):
     )
     auth_type = SelectField("Authentication", choices=[SelectChoice(t, AUTH_LABELS[t]) for t in AUTH_TYPES], default="none",
                             description="An authentication header lets the receiver check that a message comes from us.")
-    username = StringField("Username", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    username = StringField("Username", filters=[strip], validators=[Length(max=255), PlainText(), NO_COLON],
+                           render_kw={"autocomplete": "off"})
     password = PasswordField("Password", validators=[Length(max=1024)], render_kw={"autocomplete": "new-password"})
-    region = StringField("Region", validators=[Length(max=64)], render_kw={"placeholder": "eu-west-1", "autocomplete": "off"})
-    service = StringField("Service", validators=[Length(max=64)], render_kw={"autocomplete": "off"})
-    access_key_id = StringField("Access Key ID", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    region = StringField("Region", filters=[strip], validators=[Length(max=64), PlainText(), HEADER_TOKEN],
+                         render_kw={"placeholder": "eu-west-1", "autocomplete": "off"})
+    service = StringField("Service", filters=[strip], validators=[Length(max=64), PlainText(), HEADER_TOKEN],
+                          render_kw={"autocomplete": "off"})
+    access_key_id = StringField("Access Key ID", filters=[strip], validators=[Length(max=255), PlainText(), ACCESS_KEY_ID],
+                                render_kw={"autocomplete": "off"})
     secret_key = PasswordField("Access Key Secret", validators=[Length(max=1024)],
                                render_kw={"autocomplete": "new-password"})
-    algo_prefix = StringField("Algorithm prefix", default="AWS4", validators=[Length(max=32)],
+    algo_prefix = StringField("Algorithm prefix", default="AWS4", filters=[strip],
+                              validators=[Length(max=32), PlainText(), HEADER_TOKEN],
                               description="AWS4 for AWS; another prefix (for example EMS) for Escher-style signatures.")
-    vendor_key = StringField("Vendor key", default="Amz", validators=[Length(max=32)],
+    vendor_key = StringField("Vendor key", default="Amz", filters=[strip], validators=[Length(max=32), PlainText(), VENDOR_KEY],
                              description="Amz for AWS. Another vendor key V sends X-V-Date and the signature in X-V-Auth.")
     filename_format = StringField(
-        "Filename format", validators=[Length(max=512)],
+        "Filename format", filters=[strip], validators=[Length(max=512), PlainText()],
         description="The object key of each message. Placeholders: {action}, {customer}, {event_id}, "
         "{message_id}, {date} or {date:%Y/%m/%d}, {ext}.",
         render_kw={"placeholder": "webhooks/{date:%Y/%m/%d}/{event_id}.{ext}", "autocomplete": "off",

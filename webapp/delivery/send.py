@@ -23,6 +23,10 @@ from ..urlguard import ForbiddenTarget, GuardedAdapter
 
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")
+# Error texts never quote a header: its value may be a signature or a secret.
+HEADER_ERROR = re.compile(r"invalid (?:leading whitespace, reserved character\(s\), or return character\(s\) in )?"
+                          r"header (?:name|value)", re.IGNORECASE)
+BASIC_CREDENTIALS = re.compile(r"(Basic )[A-Za-z0-9+/=]+")
 
 
 @dataclass
@@ -176,6 +180,9 @@ def describe_error(exc: BaseException, timeout: float, url: str = "") -> str:
     for cause in chain:
         if isinstance(cause, ForbiddenTarget):
             return str(cause)
+        if isinstance(cause, ValueError) and HEADER_ERROR.search(str(cause)):
+            return ("invalid request header: a header name or value holds a line break or another character "
+                    "HTTP does not allow (the header is not shown: it may carry a signature or a secret)")
         if isinstance(cause, socket.gaierror):
             host = urlsplit(url).hostname or "the host"
             return f"DNS lookup failed for {host}: {cause.strerror or cause}"
@@ -214,4 +221,5 @@ def _causes(exc: BaseException):
 
 def _message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[-1][:300]
+    text = SIGNATURE_PATTERN.sub(lambda m: m.group(1) + REDACTED, text.splitlines()[-1])
+    return BASIC_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED, text)[:300]
