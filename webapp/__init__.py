@@ -34,8 +34,10 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
     from . import auth, cli, web_security
+    from .ids import CONVERTERS
     from .views import api, log, login, settings, shell
 
+    app.url_map.converters.update(CONVERTERS)  # before any route uses them
     web_security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(shell.bp)

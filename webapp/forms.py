@@ -7,8 +7,7 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
-from wtforms.fields import IntegerField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from .delivery.authenticate import AUTH_TYPES
 from .delivery.payload import FORM, JSON
@@ -18,6 +17,7 @@ from .urlguard import check_url
 
 ALL_ACTIONS = "*"
 MAX_TIMEOUT = 60
+MAX_THREADS = 64
 # Per authentication type: (required plain fields, the secret field it needs).
 AUTH_FIELDS = {
     "none": ((), None),
@@ -67,8 +67,17 @@ def action_label(action: str) -> str:
     return "All actions" if action == ALL_ACTIONS else action.replace("_", " ").replace(".", " ").capitalize()
 
 
-class TimeoutField(StringField):
-    """Whole seconds 1..60; blank means the default of 1 second."""
+class WholeNumberField(StringField):
+    """A whole number in ASCII digits within [minimum, maximum]; blank means ``blank``.
+
+    Hand-written rather than wtforms' IntegerField: int() takes any Unicode digit ("٣" is 3,
+    and "²".isdigit() is True but int("²") raises) and any size.
+    """
+
+    def __init__(self, label=None, validators=None, *, minimum: int, maximum: int, blank: int, unit: str = "",
+                 **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.minimum, self.maximum, self.blank, self.unit = minimum, maximum, blank, unit
 
     def process_formdata(self, valuelist):
         raw = valuelist[0] if valuelist else ""
@@ -77,13 +86,15 @@ class TimeoutField(StringField):
 
     def pre_validate(self, form):
         if self.raw == "":
-            self.data = 1
+            self.data = self.blank
             return
-        if isinstance(self.raw, bool) or not self.raw.lstrip("+").isdigit():
-            raise ValidationError(f"must be a whole number of seconds from 1 to {MAX_TIMEOUT}")
+        unit = f" {self.unit}" if self.unit else ""
+        if not re.fullmatch(r"\+?[0-9]{1,9}", self.raw, re.ASCII):
+            of = f" of {self.unit}" if self.unit else ""
+            raise ValidationError(f"must be a whole number{of} from {self.minimum} to {self.maximum}")
         value = int(self.raw)
-        if not 1 <= value <= MAX_TIMEOUT:
-            raise ValidationError(f"must be between 1 and {MAX_TIMEOUT} seconds")
+        if not self.minimum <= value <= self.maximum:
+            raise ValidationError(f"must be between {self.minimum} and {self.maximum}{unit}")
         self.data = value
 
     def process_data(self, value):
@@ -108,7 +119,7 @@ class EndpointForm(FlaskForm):
                       description="The external endpoint your developers set up: an absolute http:// or https:// URL.",
                       render_kw={"placeholder": "https://example.com/webhooks", "inputmode": "url",
                                  "autocomplete": "off", "spellcheck": "false"})
-    timeout = TimeoutField("Timeout (s)",
+    timeout = WholeNumberField("Timeout (s)", minimum=1, maximum=MAX_TIMEOUT, blank=1, unit="seconds",
                            description="How long to wait for a response before the attempt counts as failed. "
                            "Blank = 1 second; 60 at most.",
                            render_kw={"inputmode": "numeric", "placeholder": "1", "autocomplete": "off"})
@@ -126,9 +137,8 @@ class EndpointForm(FlaskForm):
         "Queue batches",
         description="Deliver in parallel in several threads. Off: one message at a time, in the order they were created.",
     )
-    threads = IntegerField(
-        "Threads", default=8,
-        validators=[Optional(), NumberRange(1, 64, message="must be between 1 and 64")],
+    threads = WholeNumberField(
+        "Threads", default=8, minimum=1, maximum=MAX_THREADS, blank=8,
         description="Parallel threads when queue batches is on: 1 to 64.",
         render_kw={"type": "text", "inputmode": "numeric", "autocomplete": "off"},
     )

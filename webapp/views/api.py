@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import endpoints as endpoint_service
 from ..errors import InvalidInput
+from ..text_rules import unencodable_problem
 from ..events import emit
 from ..extensions import db
 from ..forms import SECRET_FIELDS, EndpointForm
@@ -43,7 +44,19 @@ def invalid_input(exc: InvalidInput):
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    return error(exc.code or 500, exc.description or exc.name)
+    response, status = error(exc.code or 500, exc.description or exc.name)
+    for name, value in exc.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
+
+
+@bp.app_errorhandler(HTTPException)
+def outside_any_route(exc: HTTPException):
+    """Unknown /api/v1 paths and wrong methods match no route of this blueprint: still JSON."""
+    if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
+        return http_error(exc)
+    return exc
 
 
 @bp.before_request
@@ -61,15 +74,34 @@ def json_object(allowed: set[str]) -> dict:
         abort(413, f"request body is over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes")
     if not request.is_json:
         abort(415, "send the body as JSON with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser's own limit, about 1,000 levels
+        raise InvalidInput("body", "is nested too deeply") from None
     if body is None:
         raise InvalidInput("body", "is not valid JSON")
     if not isinstance(body, dict):
         raise InvalidInput("body", f"must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidInput(unknown[0], f"unknown field; allowed fields: {', '.join(sorted(allowed))}")
+        raise InvalidInput(unknown[0][:100], f"unknown field; allowed fields: {', '.join(sorted(allowed))}")
+    for field, value in body.items():
+        refuse_unencodable(field, value)
     return body
+
+
+def refuse_unencodable(field: str, value) -> None:
+    """JSON can carry lone surrogates ("\\ud800") that no database or wire encoding accepts."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and (problem := unencodable_problem(item)):
+            raise InvalidInput(field, problem)
 
 
 @bp.post("/events")
@@ -82,7 +114,7 @@ def post_event():
     return jsonify({"event_id": event.id, "message_ids": [m.id for m in event.messages]}), 202
 
 
-@bp.get("/messages/<int:message_id>")
+@bp.get("/messages/<bigid:message_id>")
 def get_message(message_id: int):
     message = db.session.get(Message, message_id)
     if message is None:
@@ -117,12 +149,12 @@ def create_endpoint():
     return jsonify(endpoint_service.describe(endpoint)), 201
 
 
-@bp.get("/endpoints/<int:endpoint_id>")
+@bp.get("/endpoints/<id:endpoint_id>")
 def get_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(live_endpoint(endpoint_id)))
 
 
-@bp.patch("/endpoints/<int:endpoint_id>")
+@bp.patch("/endpoints/<id:endpoint_id>")
 def update_endpoint(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     body = json_object(ENDPOINT_FIELDS)
@@ -130,7 +162,7 @@ def update_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(endpoint))
 
 
-@bp.delete("/endpoints/<int:endpoint_id>")
+@bp.delete("/endpoints/<id:endpoint_id>")
 def delete_endpoint(endpoint_id: int):
     endpoint_service.delete(live_endpoint(endpoint_id))
     return "", 204

@@ -7,16 +7,19 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Length
 
 from .. import users
 from ..auth import Operator, limiter, login_rate_limit
+from ..forms import PlainText
+from ..text_rules import CONTROL_CHARACTERS
 
 bp = Blueprint("login", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address.")],
+    email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address."), Length(max=255),
+                                             PlainText()],
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password.")],
                              render_kw={"autocomplete": "current-password"})
@@ -36,7 +39,7 @@ def login():
             login_user(Operator(user))
             return redirect(next_page())
         failed = True
-    return render_template("login/login.html", form=form, failed=failed)
+    return render_template("login/login.html", form=form, failed=failed), 422 if form.errors else 200
 
 
 @bp.post("/logout")
@@ -62,7 +65,10 @@ def fresh_session() -> None:
 def next_page() -> str:
     """Where to go after logging in: a path on this site only, never another host."""
     target = request.args.get("next", "")
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or CONTROL_CHARACTERS.search(target) or any(ch.isspace() for ch in target)):
+        return url_for("settings.index")
     parts = urlsplit(target)
-    if not target.startswith("/") or target.startswith("//") or "\\" in target or parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc:
         return url_for("settings.index")
     return target

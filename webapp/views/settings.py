@@ -51,7 +51,7 @@ def new():
     return render_edit(None, form)
 
 
-@bp.route("/<int:endpoint_id>", methods=["GET", "POST"])
+@bp.route("/<id:endpoint_id>", methods=["GET", "POST"])
 def edit(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
@@ -64,7 +64,7 @@ def edit(endpoint_id: int):
     return render_edit(endpoint, form)
 
 
-@bp.post("/<int:endpoint_id>/toggle")
+@bp.post("/<id:endpoint_id>/toggle")
 def toggle(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     endpoint.enabled = not endpoint.enabled
@@ -77,7 +77,7 @@ def toggle(endpoint_id: int):
     return redirect(url_for(".index"))
 
 
-@bp.route("/<int:endpoint_id>/delete", methods=["GET", "POST"])
+@bp.route("/<id:endpoint_id>/delete", methods=["GET", "POST"])
 def delete(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     if request.method == "POST":
@@ -89,7 +89,7 @@ def delete(endpoint_id: int):
 
 
 @bp.post("/new/auth-fields", defaults={"endpoint_id": None})
-@bp.post("/<int:endpoint_id>/auth-fields")
+@bp.post("/<id:endpoint_id>/auth-fields")
 def auth_fields(endpoint_id: int | None):
     """The authentication inputs for the chosen type, keeping what was typed (secrets stay in the browser).
 
@@ -103,7 +103,7 @@ def auth_fields(endpoint_id: int | None):
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
 
 
-@bp.post("/<int:endpoint_id>/test")
+@bp.post("/<id:endpoint_id>/test")
 def test(endpoint_id: int):
     """Send one sample message with the saved settings and show the request and response."""
     endpoint = live_endpoint(endpoint_id)
@@ -207,5 +207,5 @@ def pretty_body(body: str) -> str:
         return body
     try:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or a receiver's answer nested past the parser's limit
         return body
