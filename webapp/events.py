@@ -35,7 +35,8 @@ class EventInput:
     data_json: str
 
 
-def validate_event(action: Any, customer: Any, data: Any, max_bytes: int) -> EventInput:
+def validate_event(action: Any, customer: Any, data: Any, max_bytes: int, catalogue: tuple[str, ...]) -> EventInput:
+    """The one validation of an event, for emit(), the RQ job and the API alike."""
     if not isinstance(action, str):
         raise InvalidInput("action", f"must be a string, got {type(action).__name__}")
     if not action.strip():
@@ -45,6 +46,11 @@ def validate_event(action: Any, customer: Any, data: Any, max_bytes: int) -> Eve
             "action",
             f"must be 1-{MAX_ACTION_LENGTH} characters of letters, digits, '_', '.', ':' or '-'",
         )
+    if action not in catalogue:
+        # No endpoint could select it in the settings: accepting it would record events
+        # that only "all actions" endpoints ever get (see README, "Sending events").
+        raise InvalidInput("action", f"unknown action '{action}'; the catalogue (WEBHOOKS_ACTIONS) is: "
+                                     f"{', '.join(catalogue)}", allowed=tuple(catalogue))
     if not isinstance(customer, str):
         raise InvalidInput("customer", f"must be a string, got {type(customer).__name__}")
     if not customer.strip():
@@ -117,8 +123,8 @@ def emit(action: str, customer: str, data: dict) -> Event:
 
 def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
     """Record many actions in one transaction (all or nothing), with bulk INSERTs."""
-    max_bytes = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"]
-    inputs = [validate_event(a, c, d, max_bytes) for a, c, d in items]
+    max_bytes, catalogue = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"], current_app.config["WEBHOOKS_ACTIONS"]
+    inputs = [validate_event(a, c, d, max_bytes, catalogue) for a, c, d in items]
     routes = [(endpoint.id, endpoint.ALL_ACTIONS in (wanted := set(endpoint.actions)), wanted)
               for endpoint in active_endpoints()]
     now = utcnow()

@@ -39,7 +39,10 @@ def error(status: int, message: str, field: str | None = None):
 @bp.errorhandler(InvalidInput)
 def invalid_input(exc: InvalidInput):
     shown = exc.field or '""'  # an empty JSON key still needs a visible name
-    return error(400, f"{shown}: {exc.problem}", exc.field)
+    body = {"error": f"{shown}: {exc.problem}", "field": exc.field}
+    if exc.allowed is not None:
+        body["allowed"] = list(exc.allowed)
+    return jsonify(body), 400
 
 
 @bp.errorhandler(HTTPException)

@@ -152,7 +152,8 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         "form": form,
         "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
         "auth_field_order": AUTH_FIELD_ORDER,
-        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret],
+        # A field of another type that was sent with a bad value is shown too, so its error is seen.
+        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret or form[name].errors],
         "secret_fields": SECRET_FIELDS,
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
