@@ -15,12 +15,14 @@ from ..text_rules import unencodable_problem
 from ..events import emit
 from ..extensions import db
 from ..forms import SECRET_FIELDS, EndpointForm
+from ..logbook.resend import StillBeingDelivered, resend
 from ..models import Endpoint, Message
 from ..tokens import find_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 EVENT_FIELDS = {"action", "customer", "data"}
+RESEND_FIELDS = {"force"}
 BOOLEAN_FIELDS = {"enabled", "use_proxy", "queue_batches"}
 ENDPOINT_FIELDS = BOOLEAN_FIELDS | {
     "name", "url", "timeout", "content_type", "actions", "threads", "auth_type", "username",
@@ -137,6 +139,26 @@ def get_message(message_id: int):
             "resend_of": message.resend_of_id,
         }
     )
+
+
+@bp.post("/messages/<bigid:message_id>/resend")
+def resend_message(message_id: int):
+    """202 with the new message; 200 with the one already in flight; 409 while the message's event is
+    still being delivered to its endpoint, unless the body says ``{"force": true}``."""
+    message = db.session.get(Message, message_id)
+    if message is None:
+        abort(404, f"message {message_id} not found")
+    body = json_object(RESEND_FIELDS) if request.get_data(cache=True) else {}  # the body is optional
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput("force", f"must be true or false, got {force!r}")
+    try:
+        outcome = resend(message, force=force)
+    except StillBeingDelivered as busy:
+        return jsonify({"error": f"{busy}; send {{\"force\": true}} to resend anyway", "field": "force",
+                        "in_flight": busy.in_flight.id}), 409
+    return jsonify({"message_id": outcome.message.id, "resend_of": message.id, "queued": outcome.queued}), (
+        202 if outcome.queued else 200)
 
 
 @bp.get("/endpoints")

@@ -18,7 +18,7 @@ from ..extensions import db
 from ..ids import parse_id
 from ..logbook import export
 from ..logbook.filters import LogFilter, count_failed, page
-from ..logbook.resend import bulk_resend, resend
+from ..logbook.resend import StillBeingDelivered, bulk_resend, resend
 from ..models import STATUSES, Attempt, Endpoint, Message
 
 bp = Blueprint("log", __name__, url_prefix="/log")
@@ -86,9 +86,19 @@ def view(message_id: int):
 
 @bp.post("/<bigid:message_id>/resend")
 def resend_message(message_id: int):
-    copy = resend(_message(message_id))
-    flash(f"Message #{message_id} queued again as #{copy.id}, with the same Webhook-Id.", "success")
-    return redirect(url_for(".view", message_id=copy.id))
+    """Resend; a message still being delivered gets a confirmation page first (``force=1`` confirms)."""
+    message = _message(message_id)
+    try:
+        outcome = resend(message, force=request.form.get("force") == "1")
+    except StillBeingDelivered as busy:
+        return render_template("log/resend_confirm.html", message=message, in_flight=busy.in_flight,
+                               max_attempts=current_app.config["WEBHOOKS_MAX_ATTEMPTS"])
+    if outcome.queued:
+        flash(f"Message #{message_id} queued again as #{outcome.message.id}, with the same Webhook-Id.", "success")
+    else:
+        flash(f"Message #{message_id} is already queued again as #{outcome.message.id}: nothing more was queued.",
+              "info")
+    return redirect(url_for(".view", message_id=outcome.message.id))
 
 
 @bp.route("/resend-failed", methods=["GET", "POST"])
