@@ -25,7 +25,7 @@ from tests.support.web import FreshContextClient, Operator
 from webapp.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "message", "event", "endpoint", "api_token", '"user"')
+TABLES = ("attempt", "message", "event", "endpoint", "api_token", "operator_session", '"user"')
 
 
 def pytest_terminal_summary(terminalreporter, config):

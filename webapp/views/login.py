@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from .. import users
+from .. import operator_sessions, users
 from ..auth import Operator, limiter, login_rate_limit
 from ..forms import PlainText
 from ..text_rules import CONTROL_CHARACTERS
@@ -36,7 +36,7 @@ def login():
         user = users.verify(form.email.data, form.password.data)
         if user is not None:
             fresh_session()
-            login_user(Operator(user))
+            login_user(Operator(user, operator_sessions.start(user)))
             return redirect(next_page())
         failed = True
     return render_template("login/login.html", form=form, failed=failed), 422 if form.errors else 200
@@ -44,6 +44,8 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        operator_sessions.end(current_user.get_id())  # a copy of the cookie is worth nothing now
     logout_user()
     fresh_session()
     flash("You are logged out.", "info")
