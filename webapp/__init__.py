@@ -35,7 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import auth, cli, web_security
     from .ids import CONVERTERS
-    from .views import api, log, login, settings, shell
+    from .views import api, log, login, openapi, settings, shell
 
     app.url_map.converters.update(CONVERTERS)  # before any route uses them
     web_security.init_app(app)
@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(log.bp)
     app.register_blueprint(api.bp)
     web_security.exempt(api.bp)  # bearer tokens, not cookies
+    openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here
     cli.register(app)
     return app
 

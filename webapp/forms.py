@@ -13,7 +13,7 @@ from .delivery.authenticate import AUTH_TYPES
 from .delivery.payload import FORM, JSON
 from .errors import InvalidInput
 from .text_rules import control_character_problem
-from .urlguard import check_url
+from .urlguard import MAX_URL_LENGTH, check_url
 
 ALL_ACTIONS = "*"
 MAX_TIMEOUT = 60
@@ -115,7 +115,7 @@ class EndpointForm(FlaskForm):
         description="Ticked: every request goes through the installation's proxy, from one static IP address. "
         "Unticked: sent directly (various IP addresses may be used).",
     )
-    url = StringField("Endpoint URL", validators=[DataRequired(message="is required")],
+    url = StringField("Endpoint URL", validators=[DataRequired(message="is required"), Length(max=MAX_URL_LENGTH)],
                       description="The external endpoint your developers set up: an absolute http:// or https:// URL.",
                       render_kw={"placeholder": "https://example.com/webhooks", "inputmode": "url",
                                  "autocomplete": "off", "spellcheck": "false"})

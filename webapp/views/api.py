@@ -1,7 +1,8 @@
 """JSON API under /api/v1, authenticated by ``Authorization: Bearer <token>``.
 
 Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status; nothing is
-created when a request is rejected.
+created when a request is rejected. Every view carries its ``@operation``: the
+OpenAPI document at /api/v1/openapi.json is generated from them (views/openapi.py).
 """
 from __future__ import annotations
 
@@ -14,21 +15,17 @@ from ..errors import InvalidInput
 from ..text_rules import unencodable_problem
 from ..events import emit
 from ..extensions import db
-from ..forms import SECRET_FIELDS, EndpointForm
+from ..forms import EndpointForm
 from ..logbook.resend import StillBeingDelivered, resend
 from ..models import Endpoint, Message
 from ..tokens import find_token
+from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
+from .openapi import document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 EVENT_FIELDS = {"action", "customer", "data"}
 RESEND_FIELDS = {"force"}
-BOOLEAN_FIELDS = {"enabled", "use_proxy", "queue_batches"}
-ENDPOINT_FIELDS = BOOLEAN_FIELDS | {
-    "name", "url", "timeout", "content_type", "actions", "threads", "auth_type", "username",
-    "password", "region", "service", "access_key_id", "secret_key", "algo_prefix", "vendor_key",
-    "filename_format",
-}
 
 
 def error(status: int, message: str, field: str | None = None):
@@ -64,8 +61,13 @@ def outside_any_route(exc: HTTPException):
     return exc
 
 
+PUBLIC_VIEWS = {"api.openapi_document"}
+
+
 @bp.before_request
 def require_token():
+    if request.endpoint in PUBLIC_VIEWS:
+        return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -109,7 +111,16 @@ def refuse_unencodable(field: str, value) -> None:
             raise InvalidInput(field, problem)
 
 
+@bp.get("/openapi.json")
+@operation("This document: the API as OpenAPI 3.1", public=True, answers={200: ("The document", "OpenApiDocument")})
+def openapi_document():
+    return jsonify(document(current_app))
+
+
 @bp.post("/events")
+@operation("Record a customer action", body="Event",
+           answers={202: ("Recorded, with one queued message per endpoint that selected the action",
+                          "EventAccepted")})
 def post_event():
     body = json_object(EVENT_FIELDS)
     for field in ("action", "customer", "data"):
@@ -120,6 +131,7 @@ def post_event():
 
 
 @bp.get("/messages/<bigid:message_id>")
+@operation("A message's delivery status", answers={200: ("The message", "Message")})
 def get_message(message_id: int):
     message = db.session.get(Message, message_id)
     if message is None:
@@ -142,6 +154,11 @@ def get_message(message_id: int):
 
 
 @bp.post("/messages/<bigid:message_id>/resend")
+@operation("Send a message's event again, as a new message", body="Resend", body_required=False, errors=(409,),
+           description="409 while the message's event is still being delivered to that endpoint (queued, or "
+                       "waiting for a retry, itself or as an earlier resend), unless {\"force\": true}. At most "
+                       "one resend of a message is in flight: a second request answers 200 with that one.",
+           answers={202: ("Queued", "Resent"), 200: ("A resend of it was already in flight", "Resent")})
 def resend_message(message_id: int):
     """202 with the new message; 200 with the one already in flight; 409 while the message's event is
     still being delivered to its endpoint, unless the body says ``{"force": true}``."""
@@ -162,12 +179,17 @@ def resend_message(message_id: int):
 
 
 @bp.get("/endpoints")
+@operation("Every endpoint (deleted ones are not listed)", answers={200: ("The endpoints", "Endpoints")})
 def list_endpoints():
     found = db.session.scalars(db.select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id))
     return jsonify([endpoint_service.describe(e) for e in found])
 
 
 @bp.post("/endpoints")
+@operation("Create an endpoint", body="NewEndpoint",
+           description="Validated like the settings form: the URL must be an absolute http(s) URL that is, and "
+                       "resolves to, a globally reachable address; each authentication type needs its fields.",
+           answers={201: ("Created", "Endpoint")})
 def create_endpoint():
     body = json_object(ENDPOINT_FIELDS)
     endpoint = save(Endpoint(), body, defaults=defaults_for_new())
@@ -175,11 +197,14 @@ def create_endpoint():
 
 
 @bp.get("/endpoints/<id:endpoint_id>")
+@operation("One endpoint", answers={200: ("The endpoint", "Endpoint")})
 def get_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(live_endpoint(endpoint_id)))
 
 
 @bp.patch("/endpoints/<id:endpoint_id>")
+@operation("Change an endpoint (fields left out keep their value)", body="EndpointChanges",
+           answers={200: ("Changed", "Endpoint")})
 def update_endpoint(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     body = json_object(ENDPOINT_FIELDS)
@@ -188,6 +213,8 @@ def update_endpoint(endpoint_id: int):
 
 
 @bp.delete("/endpoints/<id:endpoint_id>")
+@operation("Delete an endpoint (the log keeps its messages; pending ones end failed)",
+           answers={204: ("Deleted", None)})
 def delete_endpoint(endpoint_id: int):
     endpoint_service.delete(live_endpoint(endpoint_id))
     return "", 204
@@ -202,14 +229,15 @@ def live_endpoint(endpoint_id: int) -> Endpoint:
 
 def defaults_for_new() -> dict:
     return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none",
-            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": ""}
+            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": None}
 
 
 def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     """Validate the merged values with the settings form; 400 naming the first bad field."""
     values = {**defaults, **body}
+    fields = endpoint_fields()
     formdata = ImmutableMultiDict(
-        [(key, item) for key, value in values.items() for item in as_form_values(key, value)]
+        [(key, item) for key, value in values.items() for item in as_form_values(key, fields[key], value)]
     )
     has_secret = endpoint.id is not None and endpoint_service.secret_fits(endpoint, str(values.get("auth_type")))
     form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret)
@@ -220,21 +248,3 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     db.session.add(endpoint)
     db.session.commit()
     return endpoint
-
-
-def as_form_values(key: str, value) -> list:
-    if key == "actions":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidInput("actions", "must be a list of action names")
-        return value
-    if key in BOOLEAN_FIELDS:
-        if not isinstance(value, bool):
-            raise InvalidInput(key, f"must be true or false, got {value!r}")
-        return ["y"] if value else []
-    if key == "threads" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidInput(key, f"must be a whole number, got {value!r}")
-    if isinstance(value, (dict, list)):
-        raise InvalidInput(key, f"must be a single value, got {type(value).__name__}")
-    if value is None:
-        return [] if key not in SECRET_FIELDS else [""]
-    return [str(value)]
