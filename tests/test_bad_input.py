@@ -285,3 +285,13 @@ def test_unknown_api_paths_and_methods_answer_json(client, bearer):
     response = client.put("/api/v1/events", headers=bearer, json={})
     assert response.status_code == 405 and response.is_json and "POST" in response.headers["Allow"]
     assert client.get("/nope").status_code == 404 and not client.get("/nope").is_json, "UI paths keep HTML"
+
+
+@pytest.mark.parametrize("body", ['{"name": {"a": 1}, "url": []}', "[" * 5000 + "]" * 5000, '{"email": ["x"]}'])
+def test_ui_forms_never_read_a_json_body(operator, body):
+    """Flask-WTF takes a JSON body as form data when there is none; objects, lists and deep nesting were 500s."""
+    for path in ("/settings/new", "/login"):
+        response = operator.client.post(path, data=body, content_type="application/json",
+                                        headers={"X-CSRFToken": operator.token})
+        assert response.status_code in (302, 422), (path, response.status_code)
+    assert counts() == (0, 0, 0, 0)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_wtf import FlaskForm
+from flask_wtf.form import SUBMIT_METHODS
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -105,7 +106,21 @@ class WholeNumberField(StringField):
         return self.raw
 
 
-class EndpointForm(FlaskForm):
+_FROM_REQUEST = object()
+
+
+class BrowserForm(FlaskForm):
+    """A form a browser posts: read from ``request.form`` only. Left to itself, Flask-WTF takes a
+    JSON body as the form's data when there is no form data, objects and lists included, which
+    no field expects (a 500 for ``{"name": {}}``, a RecursionError for deep nesting)."""
+
+    def __init__(self, formdata=_FROM_REQUEST, **kwargs):
+        if formdata is _FROM_REQUEST:
+            formdata = request.form if has_request_context() and request.method in SUBMIT_METHODS else None
+        super().__init__(formdata=formdata, **kwargs)
+
+
+class EndpointForm(BrowserForm):
     name = StringField("Name", validators=[Optional(), Length(max=100), PlainText()], default="Webhook endpoint",
                        description="Shown in the endpoint list and the log.")
     enabled = BooleanField("Enabled", default=True,

@@ -5,19 +5,18 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from .. import operator_sessions, users
 from ..auth import Operator, limiter, login_rate_limit
-from ..forms import PlainText
+from ..forms import BrowserForm, PlainText
 from ..text_rules import CONTROL_CHARACTERS
 
 bp = Blueprint("login", __name__)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(BrowserForm):
     email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address."), Length(max=255),
                                              PlainText()],
                        render_kw={"autocomplete": "username", "autofocus": True})
