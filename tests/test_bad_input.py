@@ -15,7 +15,7 @@ from webapp import jobs
 from webapp.errors import InvalidInput
 from webapp.events import emit
 from webapp.extensions import db
-from webapp.models import Attempt, Endpoint, Event, Message, utcnow
+from webapp.models import ApiToken, Attempt, Endpoint, Event, Message, utcnow
 from webapp.tokens import create_token
 
 pytestmark = pytest.mark.db
@@ -295,3 +295,10 @@ def test_ui_forms_never_read_a_json_body(operator, body):
                                         headers={"X-CSRFToken": operator.token})
         assert response.status_code in (302, 422), (path, response.status_code)
     assert counts() == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("name", ["", "a\x00b", "x" * 101])
+def test_create_token_refuses_a_name_no_database_can_store(app, name):
+    result = app.test_cli_runner().invoke(args=["create-token", name])
+    assert result.exit_code != 0 and "name" in result.output
+    assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken)) == 0

@@ -85,7 +85,10 @@ def create_token(name: str) -> None:
     """Create an API token; it is printed once, as the last line."""
     from .tokens import create_token as make_token
 
-    token = make_token(name)
+    try:
+        token = make_token(name)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
     click.echo(f"API token {name!r} created. Send it as 'Authorization: Bearer <token>':")
     click.echo(token)
 

@@ -104,7 +104,8 @@ def forbidden_reason(address: str) -> str | None:
         inner = _first_block(carried, IPV4_BLOCKS)
         return f"a NAT64 address that carries {carried}, {inner}" if inner else None
     if carried is not None:
-        return f"{_embedding_kind(ip)} that carries {carried}"
+        inner = _first_block(carried, IPV4_BLOCKS)
+        return f"{_embedding_kind(ip)} that carries {carried}" + (f", {inner}" if inner else "")
     reason = _first_block(ip, IPV6_BLOCKS)
     if reason is None and ip not in GLOBAL_UNICAST:
         reason = RESERVED
