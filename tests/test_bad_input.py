@@ -136,7 +136,7 @@ def test_an_impossible_range_says_why_beside_the_filter_and_lists_nothing(operat
     assert page.status_code == 422
     shown = re.search(rf'<p class="field-error" id="filter-{field}-error">([^<]*)</p>', text(page))
     assert shown and fragment in shown.group(1), text(page)[:3000]
-    assert rows(text(page)) == [] and "No messages are listed until the filter is corrected." in text(page)
+    assert rows(text(page)) == [] and "No messages are listed until the filter is corrected" in text(page)
 
 
 def test_htmx_gets_the_filter_form_back_with_the_message_when_the_range_is_reversed(operator, endpoint):

@@ -26,6 +26,9 @@ bp = Blueprint("log", __name__, url_prefix="/log")
 LIST_TEMPLATE = "log/index.html"
 VIEW_TEMPLATE = "log/view.html"
 COUNT_CAP = 10_000
+# How the filters are named beside a value they cannot take.
+FILTER_LABELS = {"code": "Response code", "status": "Status", "action": "Action", "customer": "Customer",
+                 "endpoint": "Endpoint", "created_from": "Created from", "created_to": "Created to", "before": "Page"}
 CODE_CLASSES = (("2xx", "2xx success"), ("4xx", "4xx client error"), ("5xx", "5xx server error"),
                 ("none", "No response"))
 
@@ -43,7 +46,8 @@ def index():
 def list_context(log_filter: LogFilter, **extra) -> dict:
     return {
         "log_filter": log_filter, "values": log_filter.to_args(), "results": None, "before": None,
-        "problem": None, "problem_field": None, "endpoints": _endpoints(),
+        "problem": None, "problem_field": None, "problem_text": None, "filter_labels": FILTER_LABELS,
+        "endpoints": _endpoints(),
         "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,
         "retention_days": current_app.config["WEBHOOKS_RETENTION_DAYS"], **extra,
     }
@@ -54,7 +58,7 @@ def bad_filter(exc: InvalidInput):
     """A filter that cannot be applied: the list page, the message beside that filter, and no rows at all
     (an empty table would read as "no messages"). htmx gets the filter form and the results together."""
     context = list_context(LogFilter(), values=request.args.to_dict(), problem=f"{exc.field}: {exc.problem}",
-                           problem_field=exc.field)
+                           problem_field=exc.field, problem_text=exc.problem)
     if request.headers.get("HX-Request"):
         page_part = render_block(LIST_TEMPLATE, "filter_and_results", **context)
         return page_part, 422, {"HX-Retarget": "#log-main", "HX-Reswap": "outerHTML"}
