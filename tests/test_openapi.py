@@ -24,6 +24,7 @@ from webapp.events import emit
 from webapp.extensions import db
 from webapp.models import Message
 from webapp.tokens import create_token
+from webapp.views import api
 from webapp.views.openapi import UndocumentedRoute, check_documented
 
 pytestmark = pytest.mark.db
@@ -54,13 +55,15 @@ def test_an_api_route_without_a_description_stops_the_app(app):
         check_documented(fresh)
 
 
-def test_endpoint_settings_in_the_document_are_the_settings_form_s(app, document):
+def test_request_fields_in_the_document_are_the_ones_the_api_reads(app, document):
     from webapp.views.api_fields import ENDPOINT_FIELDS
 
     schemas = document["components"]["schemas"]
     assert set(schemas["NewEndpoint"]["properties"]) == set(ENDPOINT_FIELDS)
     assert set(schemas["Endpoint"]["properties"]) == set(ENDPOINT_FIELDS) - {"password", "secret_key"} | {
         "id", "secret_stored"}
+    assert set(schemas["Event"]["properties"]) == api.EVENT_FIELDS
+    assert set(schemas["Resend"]["properties"]) == api.RESEND_FIELDS
     assert schemas["Event"]["properties"]["action"]["enum"] == list(app.config["WEBHOOKS_ACTIONS"])
     timeout = schemas["NewEndpoint"]["properties"]["timeout"]
     assert (timeout["minimum"], timeout["maximum"]) == (1, 60)
