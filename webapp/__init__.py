@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
@@ -48,6 +49,10 @@ def create_app(config: dict | None = None) -> Flask:
     web_security.exempt(api.bp)  # bearer tokens, not cookies
     openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here
     cli.register(app)
+    # Configure the ORM now, before any thread or fork: the first query does it under a process-wide
+    # lock, and a worker that forked a job while its maintenance thread held that lock left the job
+    # hung for good (seen as test_jobs failing about one run in three).
+    configure_mappers()
     return app
 
 
