@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from flask import current_app
 from flask_migrate import upgrade
 from redis import Redis
 from rq import Worker
@@ -98,21 +99,30 @@ class SoakRun:
 
 # ----------------------------------------------------------------------------- the run
 
-def action_of_event(index: int, plan: SoakPlan) -> str:
-    """Event ``index`` has action ``soak_<k>``; the actions cycle over the endpoints."""
-    return f"soak_{index % plan.endpoints}"
+def soak_actions(plan: SoakPlan) -> tuple[str, ...]:
+    """One action of the installation's catalogue per endpoint (emit refuses any other action)."""
+    catalogue = current_app.config["WEBHOOKS_ACTIONS"]
+    if plan.endpoints > len(catalogue):
+        raise SystemExit(f"the soak needs an action per endpoint: {plan.endpoints} endpoints, "
+                         f"{len(catalogue)} actions in WEBHOOKS_ACTIONS")
+    return tuple(catalogue[:plan.endpoints])
 
 
-def actions_of_endpoint(number: int, plan: SoakPlan) -> list[str]:
+def action_of_event(index: int, actions: tuple[str, ...]) -> str:
+    """Event ``index`` has the ``index % endpoints``-th action; the actions cycle over the endpoints."""
+    return actions[index % len(actions)]
+
+
+def actions_of_endpoint(number: int, plan: SoakPlan, actions: tuple[str, ...]) -> list[str]:
     """Endpoint ``number`` selects ``fanout`` consecutive actions, so each event reaches ``fanout`` endpoints."""
-    return [f"soak_{(number - offset) % plan.endpoints}" for offset in range(plan.fanout)]
+    return [actions[(number - offset) % plan.endpoints] for offset in range(plan.fanout)]
 
 
 def create_endpoints(plan: SoakPlan, receiver: SoakReceiver) -> dict[int, str]:
     """The soak's endpoints, one receiver path each; returns endpoint id -> path."""
-    paths = {}
+    paths, actions = {}, soak_actions(plan)
     for number in range(plan.endpoints):
-        endpoint = make_endpoint(receiver.url_for(number), actions=actions_of_endpoint(number, plan),
+        endpoint = make_endpoint(receiver.url_for(number), actions=actions_of_endpoint(number, plan, actions),
                                  name=f"soak {number}", queue_batches=True, threads=plan.threads,
                                  timeout=plan.timeout)
         paths[endpoint.id] = receiver.path_for(number)
@@ -121,8 +131,9 @@ def create_endpoints(plan: SoakPlan, receiver: SoakReceiver) -> dict[int, str]:
 
 def emit_events(plan: SoakPlan) -> None:
     """All the soak's events, ``plan.chunk`` per ``emit_many`` call (one transaction each)."""
+    actions = soak_actions(plan)
     for first in range(0, plan.events, plan.chunk):
-        emit_many([(action_of_event(i, plan), f"customer-{i % 997}", {"n": i, "soak": True})
+        emit_many([(action_of_event(i, actions), f"customer-{i % 997}", {"n": i, "soak": True})
                    for i in range(first, min(first + plan.chunk, plan.events))])
 
 

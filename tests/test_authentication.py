@@ -270,6 +270,20 @@ def test_aws_s3_puts_the_message_at_the_formatted_key_and_moto_checks_the_signat
     assert wrong_attempt.response_code == 403 and "SignatureDoesNotMatch" in wrong_attempt.response_body
 
 
+def test_a_customer_with_dot_segments_stays_under_the_format_s_prefix_in_s3(app, start_worker, s3_server, bucket):
+    name, bucket_url = bucket
+    access_key_id, secret = s3_server.credentials()
+    endpoint = make_endpoint(bucket_url, auth_type="aws-s3", auth_region=s3_server.region, auth_service="s3",
+                             auth_access_key_id=access_key_id, secret=secret,
+                             auth_filename_format="prefix/{customer}-{message_id}.{ext}")
+    start_worker(env=ONE_ATTEMPT)
+    hostile, dots = emit("checkout", "../../../escape", {}), emit("checkout", "..", {})
+    first, second = final(message_for(hostile, endpoint).id), final(message_for(dots, endpoint).id)
+    assert (first.status, second.status) == (DONE, DONE)
+    assert s3_server.list_keys(name) == sorted([f"prefix/..%2F..%2F..%2Fescape-{first.id}.json",
+                                                f"prefix/..-{second.id}.json"])
+
+
 # --------------------------------------------------------------------------- 5. secrets stay secret
 
 def test_secrets_are_never_stored_or_shown(app, client, start_worker, s3_server, bucket):

@@ -80,3 +80,40 @@ def test_filter_view_resend_and_watch_the_new_entry(page, server, start_worker, 
         page.screenshot(path=str(tmp_path / "log-phone.png"))
         page.set_viewport_size(LAPTOP)
         assert page.problems == []
+
+
+def test_an_impossible_range_is_named_beside_the_filter_and_a_busy_message_asks_before_resending(
+        page, server, tmp_path):  # noqa: F811
+    endpoint = make_endpoint("http://127.0.0.1:9/hook", name="Loyalty shop")
+    messages = seed(endpoint, 3)
+    busy = messages[2]
+    busy.status, busy.attempts, busy.next_attempt_at = "resent", 2, utcnow()
+    db.session.commit()
+    page.goto(server.url + "/login")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.goto(server.url + "/log")
+    page.evaluate("window.__noReload = 1")
+
+    page.fill("input[name=created_from]", "2026-12-01")
+    page.fill("input[name=created_to]", "2026-11-01")
+    page.click("button:has-text('Filter')")  # htmx: the form comes back with the message beside the range
+    error = page.locator("#filter-created_from-error")
+    expect(error).to_contain_text("must not be after the end of the range")
+    expect(page.locator("#log-results tbody tr")).to_have_count(0)
+    expect(page.locator("#log-results")).to_contain_text("No messages are listed until the filter is corrected")
+    expect(error).to_contain_text("Created from must not be after")
+    assert page.locator("input[name=created_from]").get_attribute("aria-invalid") == "true"
+    assert page.evaluate("window.__noReload") == 1, "no reload: htmx swapped the form and the results"
+    page.screenshot(path=str(tmp_path / "log-bad-range.png"))
+
+    page.goto(server.url + f"/log/{busy.id}")
+    page.click("button:has-text('Resend')")
+    page.wait_for_selector(f"h1:has-text('Resend message #{busy.id}?')")
+    page.screenshot(path=str(tmp_path / "resend-confirm.png"))
+    page.click("button:has-text('Resend anyway')")
+    page.wait_for_selector("h1 .status-queued")
+    assert int(re.search(r"/log/(\d+)$", page.url).group(1)) != busy.id
+    # The one console line is Chromium noting the 422 that carried the filter's message.
+    assert [p for p in page.problems if "status of 422" not in p] == []

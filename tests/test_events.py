@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import make_endpoint
+from webapp import jobs
 from webapp.errors import InvalidInput
 from webapp.events import emit, emit_many
 from webapp.extensions import db
 from webapp.models import QUEUED, Event, Message
+from webapp.tokens import create_token
 
 pytestmark = pytest.mark.db
 
@@ -84,3 +86,37 @@ def test_emit_succeeds_when_redis_is_down(app):
     event = emit("checkout", "c1", {})
     assert len(event.messages) == 1
     assert db.session.get(Message, event.messages[0].id).status == QUEUED
+
+
+# Unknown actions: refused with the catalogue, the same way in every entry point
+
+
+def test_an_action_outside_the_catalogue_is_refused_listing_it(app):
+    make_endpoint("http://127.0.0.1:9/hook", actions=["*"])
+    for call in (emit, jobs.emit):
+        with pytest.raises(InvalidInput) as refused:
+            call("member_joined", "c1", {})
+        assert refused.value.field == "action" and refused.value.allowed == app.config["WEBHOOKS_ACTIONS"]
+        assert "unknown action 'member_joined'" in refused.value.problem and "checkout, " in refused.value.problem
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
+
+
+def test_the_api_answers_400_with_the_catalogue(app, client):
+    make_endpoint("http://127.0.0.1:9/hook", actions=["*"])
+    token = create_token("catalogue")
+    response = client.post("/api/v1/events", json={"action": "member_joined", "customer": "c1", "data": {}},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["field"] == "action" and body["allowed"] == list(app.config["WEBHOOKS_ACTIONS"])
+    assert "the catalogue (WEBHOOKS_ACTIONS) is: opt_in, opt_out" in body["error"]
+    assert db.session.scalar(db.select(db.func.count()).select_from(Event)) == 0
+
+
+def test_a_changed_catalogue_takes_the_new_actions(app):
+    app.config["WEBHOOKS_ACTIONS"] = ("member_joined",)
+    endpoint = make_endpoint("http://127.0.0.1:9/hook", actions=["member_joined"])
+    event = emit("member_joined", "c1", {})
+    assert [m.endpoint_id for m in event.messages] == [endpoint.id]
+    with pytest.raises(InvalidInput, match="unknown action 'checkout'"):
+        emit("checkout", "c1", {})

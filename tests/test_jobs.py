@@ -70,3 +70,14 @@ def test_bad_job_arguments_fail_the_job_with_the_field_and_the_worker_lives_on(
     Queue("webhooks", connection=redis).enqueue("webapp.jobs.emit", "checkout", "c2", {"ok": True})
     receiver.wait_for(1)
     assert worker.process.poll() is None, "the worker survived the bad job"
+
+
+def test_the_app_configures_the_orm_before_a_worker_starts_threads_or_forks(base_env):
+    """SQLAlchemy configures mappers on first use under a process-wide lock; a work-horse forked while the
+    worker's maintenance thread held it hung forever. create_app() configures them up front."""
+    import subprocess
+
+    script = ("from webapp import create_app; from webapp.extensions import db; create_app(); "
+              "print(db.Model.registry._new_mappers)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr

@@ -14,7 +14,7 @@ from webapp.errors import InvalidInput
 from webapp.extensions import db
 from webapp.logbook.export import stream
 from webapp.logbook.filters import LogFilter, page
-from webapp.logbook.resend import bulk_resend, resend
+from webapp.logbook.resend import StillBeingDelivered, bulk_resend, resend
 from webapp.models import Attempt, Event, Message, response_class, utcnow
 from webapp.retention import purge
 
@@ -169,9 +169,53 @@ def test_resend_links_to_the_original_and_is_idempotent_while_in_flight(app):
 
     first = resend(original)
     again = resend(original)
-    assert first.id == again.id and first.id != original.id
-    assert first.resend_of_id == original.id and first.event_id == original.event_id
-    assert first.status == "queued" and first.next_attempt_at is not None
+    assert first.queued and not again.queued
+    assert first.message.id == again.message.id and first.message.id != original.id
+    assert first.message.resend_of_id == original.id and first.message.event_id == original.event_id
+    assert first.message.status == "queued" and first.message.next_attempt_at is not None
+
+
+def pending_chain(endpoint) -> tuple[Message, Message]:
+    """Message 1 failed; its resend is waiting for a retry."""
+    db.session.add(Event(id="e1", action="checkout", customer="c", data_json="{}"))
+    original = Message(event_id="e1", endpoint_id=endpoint.id, action="checkout", customer="c", status="failed")
+    db.session.add(original)
+    db.session.flush()
+    retrying = Message(event_id="e1", endpoint_id=endpoint.id, action="checkout", customer="c", status="resent",
+                       attempts=2, resend_of_id=original.id, next_attempt_at=utcnow())
+    db.session.add(retrying)
+    db.session.commit()
+    return original, retrying
+
+
+def messages_of_event() -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(Message).where(Message.event_id == "e1"))
+
+
+def test_a_message_still_being_retried_is_not_resent_unless_forced(app):
+    _, retrying = pending_chain(make_endpoint("http://127.0.0.1:9/a"))
+    with pytest.raises(StillBeingDelivered) as refused:
+        resend(retrying)
+    assert refused.value.in_flight.id == retrying.id and "still being delivered" in str(refused.value)
+    assert messages_of_event() == 2, "nothing queued"
+
+    forced = resend(retrying, force=True)
+    assert forced.queued and forced.message.resend_of_id == retrying.id
+    again = resend(retrying, force=True)
+    assert not again.queued and again.message.id == forced.message.id, "forcing keeps one resend in flight"
+    assert messages_of_event() == 3
+
+
+def test_an_earlier_message_whose_event_is_still_being_retried_as_a_later_one_asks_too(app):
+    endpoint = make_endpoint("http://127.0.0.1:9/a")
+    original, retrying = pending_chain(endpoint)
+    retrying.status, retrying.next_attempt_at = "failed", None
+    db.session.add(Message(event_id="e1", endpoint_id=endpoint.id, action="checkout", customer="c", status="queued",
+                           resend_of_id=retrying.id, next_attempt_at=utcnow()))
+    db.session.commit()
+    with pytest.raises(StillBeingDelivered, match=f"message {original.id} is still being delivered as message"):
+        resend(original)
+    assert messages_of_event() == 3
 
 
 def test_bulk_resend_queues_each_failed_message_once_however_often_pressed(seeded):

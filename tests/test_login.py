@@ -1,6 +1,8 @@
 """Operator login: sessions, the login rate limit, CSRF, security headers and cookie flags."""
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import re
 
 import pytest
@@ -10,8 +12,10 @@ from tests.support.factories import make_endpoint
 from tests.support.web import PASSWORD, FreshContextClient, Operator, csrf_token, login
 from webapp.config import load_config
 from webapp.extensions import db
-from webapp.models import Endpoint
+from webapp.models import Endpoint, OperatorSession, User, utcnow
 from webapp.tokens import create_token
+from webapp.users import remove as remove_operator
+from webapp.users import set_password
 
 pytestmark = pytest.mark.db
 
@@ -102,6 +106,91 @@ def test_logout_ends_the_session(client, operator):
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert "You are logged out." in client.get("/login").get_data(as_text=True)
     assert client.get("/settings/new").status_code == 302
+
+
+# Server-side sessions: ending one is final
+
+
+def copied_cookie(app, client):
+    """A second browser holding a copy of ``client``'s session cookie."""
+    other = app.test_client()
+    other.set_cookie("session", client.get_cookie("session").value)
+    return other
+
+
+def is_logged_in(browser) -> bool:
+    return browser.get("/settings/new").status_code == 200
+
+
+def test_a_session_cookie_copied_before_logout_is_refused_after_it(app, client, operator):
+    operator.login()
+    thief = copied_cookie(app, client)
+    assert is_logged_in(thief), "the copy works while the session lasts"
+    operator.post("/logout")
+    assert not is_logged_in(client)
+    response = thief.get("/settings/new")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+    assert db.session.scalar(db.select(db.func.count()).select_from(OperatorSession)) == 0
+
+
+def test_the_cookie_holds_a_token_whose_hash_only_is_stored(app, client, operator):
+    operator.login()
+    stored = db.session.scalars(db.select(OperatorSession)).one()
+    user = db.session.scalars(db.select(User)).one()
+    assert stored.user_id == user.id and len(stored.token_hash) == 64
+    from flask.sessions import SecureCookieSessionInterface
+
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    token = serializer.loads(client.get_cookie("session").value)["_user_id"]
+    assert token != str(user.id) and token not in stored.token_hash
+    assert hashlib.sha256(token.encode()).hexdigest() == stored.token_hash
+
+
+def test_changing_the_password_ends_every_session_of_that_operator(app, client, operator):
+    other_operator = Operator(app.test_client(), "other@example.com").create().login()
+    operator.login()
+    second_browser = app.test_client()
+    login(second_browser, operator.email, PASSWORD)
+    assert is_logged_in(client) and is_logged_in(second_browser)
+
+    assert set_password(operator.email, "a brand new password") == 2
+    assert not is_logged_in(client) and not is_logged_in(second_browser)
+    assert is_logged_in(other_operator.client), "other operators stay logged in"
+    assert login(client, operator.email, PASSWORD).status_code == 200, "the old password is refused"
+    assert login(client, operator.email, "a brand new password").status_code == 302
+
+
+def test_removing_an_operator_ends_their_sessions(app, client, operator):
+    operator.login()
+    thief = copied_cookie(app, client)
+    assert remove_operator(operator.email) == 1
+    assert not is_logged_in(client) and not is_logged_in(thief)
+    assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
+
+
+def test_the_commands_change_a_password_and_remove_an_operator(app, client, operator):
+    runner = app.test_cli_runner()
+    operator.login()
+    changed = runner.invoke(args=["set-password", operator.email, "--password", "changed by cli"])
+    assert changed.exit_code == 0 and "1 session(s) ended" in changed.output, changed.output
+    assert not is_logged_in(client)
+    assert runner.invoke(args=["set-password", operator.email, "--password", "short"]).exit_code != 0
+    assert runner.invoke(args=["set-password", "nobody@example.com", "--password", "long enough"]).exit_code != 0
+    assert login(client, operator.email, "changed by cli").status_code == 302
+    removed = runner.invoke(args=["remove-user", operator.email])
+    assert removed.exit_code == 0 and "1 session(s) ended" in removed.output, removed.output
+    assert not is_logged_in(client)
+
+
+def test_a_session_ends_after_its_lifetime(app, client, operator):
+    operator.login()
+    stored = db.session.scalars(db.select(OperatorSession)).one()
+    stored.created_at = utcnow() - dt.timedelta(hours=app.config["WEBHOOKS_SESSION_HOURS"], minutes=1)
+    db.session.commit()
+    assert not is_logged_in(client)
+    login(app.test_client(), operator.email, PASSWORD)  # the next login purges it
+    db.session.expire_all()
+    assert db.session.scalar(db.select(db.func.count()).select_from(OperatorSession)) == 1
 
 
 def test_sixth_login_attempt_within_a_minute_is_refused_with_429(app, client, operator):

@@ -75,7 +75,7 @@ def test_run_all_serves_ui_and_api_delivers_and_stops_on_ctrl_c(tmp_path):
         deadline = time.monotonic() + 30
         while True:  # gunicorn binds a moment after the banner: poll with a deadline
             try:
-                shell = requests.get(base + "/", timeout=2)
+                shell = requests.get(base + "/", timeout=20)
                 break
             except (requests.ConnectionError, requests.Timeout):  # not bound yet, or busy booting
                 assert time.monotonic() < deadline, "web app never answered"

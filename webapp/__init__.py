@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
@@ -34,8 +35,10 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
     from . import auth, cli, web_security
-    from .views import api, log, login, settings, shell
+    from .ids import CONVERTERS
+    from .views import api, log, login, openapi, settings, shell
 
+    app.url_map.converters.update(CONVERTERS)  # before any route uses them
     web_security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(shell.bp)
@@ -44,7 +47,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(log.bp)
     app.register_blueprint(api.bp)
     web_security.exempt(api.bp)  # bearer tokens, not cookies
+    openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here
     cli.register(app)
+    # Configure the ORM now, before any thread or fork: the first query does it under a process-wide
+    # lock, and a worker that forked a job while its maintenance thread held that lock left the job
+    # hung for good (seen as test_jobs failing about one run in three).
+    configure_mappers()
     return app
 
 

@@ -11,7 +11,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user
 
-from .extensions import db
+from . import operator_sessions
 from .models import User
 
 PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
@@ -22,17 +22,25 @@ limiter = Limiter(key_func=get_remote_address)
 
 
 class Operator(UserMixin):
-    """The logged-in operator: what the UI needs of a User, without the password hash."""
+    """The logged-in operator: what the UI needs of a User, without the password hash.
 
-    def __init__(self, user: User):
+    Flask-Login keeps ``get_id()`` in the cookie: here the server-side session's token,
+    not the user id, so ending the session (operator_sessions) logs the cookie out.
+    """
+
+    def __init__(self, user: User, session_token: str):
         self.id = user.id
         self.email = user.email
+        self.session_token = session_token
+
+    def get_id(self) -> str:
+        return self.session_token
 
 
 @login_manager.user_loader
-def load_operator(user_id: str) -> Operator | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return Operator(user) if user else None
+def load_operator(session_token: str) -> Operator | None:
+    user = operator_sessions.find_user(session_token)
+    return Operator(user, session_token) if user else None
 
 
 @login_manager.unauthorized_handler

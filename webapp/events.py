@@ -20,10 +20,12 @@ from .delivery import dispatch
 from .errors import InvalidInput
 from .extensions import db
 from .models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
+from .text_rules import control_character_problem, unencodable_problem
 
 ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 MAX_ACTION_LENGTH = 100
 MAX_CUSTOMER_LENGTH = 255
+MAX_DATA_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class EventInput:
     data_json: str
 
 
-def validate_event(action: Any, customer: Any, data: Any, max_bytes: int) -> EventInput:
+def validate_event(action: Any, customer: Any, data: Any, max_bytes: int, catalogue: tuple[str, ...]) -> EventInput:
+    """The one validation of an event, for emit(), the RQ job and the API alike."""
     if not isinstance(action, str):
         raise InvalidInput("action", f"must be a string, got {type(action).__name__}")
     if not action.strip():
@@ -43,34 +46,53 @@ def validate_event(action: Any, customer: Any, data: Any, max_bytes: int) -> Eve
             "action",
             f"must be 1-{MAX_ACTION_LENGTH} characters of letters, digits, '_', '.', ':' or '-'",
         )
+    if action not in catalogue:
+        # No endpoint could select it in the settings: accepting it would record events
+        # that only "all actions" endpoints ever get (see README, "Sending events").
+        raise InvalidInput("action", f"unknown action '{action}'; the catalogue (WEBHOOKS_ACTIONS) is: "
+                                     f"{', '.join(catalogue)}", allowed=tuple(catalogue))
     if not isinstance(customer, str):
         raise InvalidInput("customer", f"must be a string, got {type(customer).__name__}")
     if not customer.strip():
         raise InvalidInput("customer", "must not be empty")
     if len(customer) > MAX_CUSTOMER_LENGTH:
         raise InvalidInput("customer", f"must be at most {MAX_CUSTOMER_LENGTH} characters")
+    if problem := control_character_problem(customer):
+        raise InvalidInput("customer", problem)
     if not isinstance(data, dict):
         raise InvalidInput("data", f"must be a JSON object, got {type(data).__name__}")
+    check_data(data)
     try:
         data_json = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidInput("data", f"is not JSON-serialisable ({exc})") from None
-    if any(not isinstance(key, str) for key in _all_keys(data)):
-        raise InvalidInput("data", "object keys must be strings")
     size = len(data_json.encode())
     if size > max_bytes:
         raise InvalidInput("data", f"is {size} bytes, over the limit of {max_bytes} bytes")
     return EventInput(action, customer, data_json)
 
 
-def _all_keys(value: Any) -> Iterable[Any]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield key
-            yield from _all_keys(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _all_keys(inner)
+def check_data(data: dict) -> None:
+    """Keys are strings, text is valid Unicode, nesting is at most MAX_DATA_DEPTH levels.
+
+    Walked with a stack, not recursion: a payload nested thousands of levels deep must be
+    refused, not overflow Python's stack (json.dumps recurses too, so it comes after this).
+    """
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DATA_DEPTH:
+            raise InvalidInput("data", f"is nested more than {MAX_DATA_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInput("data", "object keys must be strings")
+                pending.append((key, depth))
+                pending.append((inner, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            pending.extend((inner, depth + 1) for inner in value)
+        elif isinstance(value, str) and (problem := unencodable_problem(value)):
+            raise InvalidInput("data", problem)
 
 
 @dataclass(frozen=True)
@@ -100,8 +122,8 @@ def emit(action: str, customer: str, data: dict) -> EmittedEvent:
 
 def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
     """Record many actions in one transaction (all or nothing), with bulk INSERTs."""
-    max_bytes = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"]
-    inputs = [validate_event(a, c, d, max_bytes) for a, c, d in items]
+    max_bytes, catalogue = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"], current_app.config["WEBHOOKS_ACTIONS"]
+    inputs = [validate_event(a, c, d, max_bytes, catalogue) for a, c, d in items]
     routes = [(endpoint_id, Endpoint.ALL_ACTIONS in (wanted := set(json.loads(actions or "[]"))), wanted)
               for endpoint_id, actions in active_routes()]
     now = utcnow()

@@ -1,20 +1,24 @@
 """The endpoint settings form: one set of rules for the settings page and the JSON API."""
 from __future__ import annotations
 
-from flask import current_app
+import re
+
+from flask import current_app, has_request_context, request
 from flask_wtf import FlaskForm
+from flask_wtf.form import SUBMIT_METHODS
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
-from wtforms.fields import IntegerField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from .delivery.authenticate import AUTH_TYPES
 from .delivery.payload import FORM, JSON
 from .errors import InvalidInput
-from .urlguard import check_url
+from .text_rules import control_character_problem
+from .urlguard import MAX_URL_LENGTH, check_url
 
 ALL_ACTIONS = "*"
 MAX_TIMEOUT = 60
+MAX_THREADS = 64
 # Per authentication type: (required plain fields, the secret field it needs).
 AUTH_FIELDS = {
     "none": ((), None),
@@ -26,12 +30,55 @@ SECRET_FIELDS = ("password", "secret_key")
 AUTH_LABELS = {"none": "None", "basic": "Basic", "aws": "AWS", "aws-s3": "AWS-S3"}
 
 
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class PlainText:
+    """No control characters (CR, LF, NUL, ...): PostgreSQL cannot store NUL, headers cannot carry line breaks."""
+
+    def __call__(self, form, field):
+        problem = control_character_problem(field.data or "")
+        if problem:
+            raise ValidationError(problem)
+
+
+class Matches:
+    """The whole value matches ``pattern`` (ASCII only); blank is left to the required-field rules."""
+
+    def __init__(self, pattern: str, explanation: str):
+        self.pattern = re.compile(pattern, re.ASCII)
+        self.explanation = explanation
+
+    def __call__(self, form, field):
+        if field.data and not self.pattern.fullmatch(field.data):
+            raise ValidationError(self.explanation)
+
+
+# Fields that end up in request headers (Authorization, X-<vendor>-Date/-Auth) or the S3 key.
+HEADER_TOKEN = Matches(r"[A-Za-z0-9._-]+", "must be letters, digits, '.', '_' or '-' only")
+VENDOR_KEY = Matches(r"[A-Za-z0-9-]+", "must be letters, digits or '-' only: it becomes part of the header "
+                                       "names X-<vendor key>-Date and X-<vendor key>-Auth")
+ACCESS_KEY_ID = Matches(r"[!-+\--.0-~]+", "must be printable ASCII without spaces, '/' or ','")
+NO_COLON = Matches(r"[^:]*", "must not contain ':' (Basic authentication separates the username from the "
+                             "password with it)")
+
+
 def action_label(action: str) -> str:
     return "All actions" if action == ALL_ACTIONS else action.replace("_", " ").replace(".", " ").capitalize()
 
 
-class TimeoutField(StringField):
-    """Whole seconds 1..60; blank means the default of 1 second."""
+class WholeNumberField(StringField):
+    """A whole number in ASCII digits within [minimum, maximum]; blank means ``blank``.
+
+    Hand-written rather than wtforms' IntegerField: int() takes any Unicode digit ("٣" is 3,
+    and "²".isdigit() is True but int("²") raises) and any size.
+    """
+
+    def __init__(self, label=None, validators=None, *, minimum: int, maximum: int, blank: int, unit: str = "",
+                 **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.minimum, self.maximum, self.blank, self.unit = minimum, maximum, blank, unit
 
     def process_formdata(self, valuelist):
         raw = valuelist[0] if valuelist else ""
@@ -40,13 +87,15 @@ class TimeoutField(StringField):
 
     def pre_validate(self, form):
         if self.raw == "":
-            self.data = 1
+            self.data = self.blank
             return
-        if isinstance(self.raw, bool) or not self.raw.lstrip("+").isdigit():
-            raise ValidationError(f"must be a whole number of seconds from 1 to {MAX_TIMEOUT}")
+        unit = f" {self.unit}" if self.unit else ""
+        if not re.fullmatch(r"\+?[0-9]{1,9}", self.raw, re.ASCII):
+            of = f" of {self.unit}" if self.unit else ""
+            raise ValidationError(f"must be a whole number{of} from {self.minimum} to {self.maximum}")
         value = int(self.raw)
-        if not 1 <= value <= MAX_TIMEOUT:
-            raise ValidationError(f"must be between 1 and {MAX_TIMEOUT} seconds")
+        if not self.minimum <= value <= self.maximum:
+            raise ValidationError(f"must be between {self.minimum} and {self.maximum}{unit}")
         self.data = value
 
     def process_data(self, value):
@@ -57,8 +106,22 @@ class TimeoutField(StringField):
         return self.raw
 
 
-class EndpointForm(FlaskForm):
-    name = StringField("Name", validators=[Optional(), Length(max=100)], default="Webhook endpoint",
+_FROM_REQUEST = object()
+
+
+class BrowserForm(FlaskForm):
+    """A form a browser posts: read from ``request.form`` only. Left to itself, Flask-WTF takes a
+    JSON body as the form's data when there is no form data, objects and lists included, which
+    no field expects (a 500 for ``{"name": {}}``, a RecursionError for deep nesting)."""
+
+    def __init__(self, formdata=_FROM_REQUEST, **kwargs):
+        if formdata is _FROM_REQUEST:
+            formdata = request.form if has_request_context() and request.method in SUBMIT_METHODS else None
+        super().__init__(formdata=formdata, **kwargs)
+
+
+class EndpointForm(BrowserForm):
+    name = StringField("Name", validators=[Optional(), Length(max=100), PlainText()], default="Webhook endpoint",
                        description="Shown in the endpoint list and the log.")
     enabled = BooleanField("Enabled", default=True,
                            description="A disabled endpoint gets no new messages; queued ones wait until it is enabled.")
@@ -67,11 +130,11 @@ class EndpointForm(FlaskForm):
         description="Ticked: every request goes through the installation's proxy, from one static IP address. "
         "Unticked: sent directly (various IP addresses may be used).",
     )
-    url = StringField("Endpoint URL", validators=[DataRequired(message="is required")],
+    url = StringField("Endpoint URL", validators=[DataRequired(message="is required"), Length(max=MAX_URL_LENGTH)],
                       description="The external endpoint your developers set up: an absolute http:// or https:// URL.",
                       render_kw={"placeholder": "https://example.com/webhooks", "inputmode": "url",
                                  "autocomplete": "off", "spellcheck": "false"})
-    timeout = TimeoutField("Timeout (s)",
+    timeout = WholeNumberField("Timeout (s)", minimum=1, maximum=MAX_TIMEOUT, blank=1, unit="seconds",
                            description="How long to wait for a response before the attempt counts as failed. "
                            "Blank = 1 second; 60 at most.",
                            render_kw={"inputmode": "numeric", "placeholder": "1", "autocomplete": "off"})
@@ -89,27 +152,31 @@ class EndpointForm(FlaskForm):
         "Queue batches",
         description="Deliver in parallel in several threads. Off: one message at a time, in the order they were created.",
     )
-    threads = IntegerField(
-        "Threads", default=8,
-        validators=[Optional(), NumberRange(1, 64, message="must be between 1 and 64")],
+    threads = WholeNumberField(
+        "Threads", default=8, minimum=1, maximum=MAX_THREADS, blank=8,
         description="Parallel threads when queue batches is on: 1 to 64.",
         render_kw={"type": "text", "inputmode": "numeric", "autocomplete": "off"},
     )
     auth_type = SelectField("Authentication", choices=[SelectChoice(t, AUTH_LABELS[t]) for t in AUTH_TYPES], default="none",
                             description="An authentication header lets the receiver check that a message comes from us.")
-    username = StringField("Username", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    username = StringField("Username", filters=[strip], validators=[Length(max=255), PlainText(), NO_COLON],
+                           render_kw={"autocomplete": "off"})
     password = PasswordField("Password", validators=[Length(max=1024)], render_kw={"autocomplete": "new-password"})
-    region = StringField("Region", validators=[Length(max=64)], render_kw={"placeholder": "eu-west-1", "autocomplete": "off"})
-    service = StringField("Service", validators=[Length(max=64)], render_kw={"autocomplete": "off"})
-    access_key_id = StringField("Access Key ID", validators=[Length(max=255)], render_kw={"autocomplete": "off"})
+    region = StringField("Region", filters=[strip], validators=[Length(max=64), PlainText(), HEADER_TOKEN],
+                         render_kw={"placeholder": "eu-west-1", "autocomplete": "off"})
+    service = StringField("Service", filters=[strip], validators=[Length(max=64), PlainText(), HEADER_TOKEN],
+                          render_kw={"autocomplete": "off"})
+    access_key_id = StringField("Access Key ID", filters=[strip], validators=[Length(max=255), PlainText(), ACCESS_KEY_ID],
+                                render_kw={"autocomplete": "off"})
     secret_key = PasswordField("Access Key Secret", validators=[Length(max=1024)],
                                render_kw={"autocomplete": "new-password"})
-    algo_prefix = StringField("Algorithm prefix", default="AWS4", validators=[Length(max=32)],
+    algo_prefix = StringField("Algorithm prefix", default="AWS4", filters=[strip],
+                              validators=[Length(max=32), PlainText(), HEADER_TOKEN],
                               description="AWS4 for AWS; another prefix (for example EMS) for Escher-style signatures.")
-    vendor_key = StringField("Vendor key", default="Amz", validators=[Length(max=32)],
+    vendor_key = StringField("Vendor key", default="Amz", filters=[strip], validators=[Length(max=32), PlainText(), VENDOR_KEY],
                              description="Amz for AWS. Another vendor key V sends X-V-Date and the signature in X-V-Auth.")
     filename_format = StringField(
-        "Filename format", validators=[Length(max=512)],
+        "Filename format", filters=[strip], validators=[Length(max=512), PlainText()],
         description="The object key of each message. Placeholders: {action}, {customer}, {event_id}, "
         "{message_id}, {date} or {date:%Y/%m/%d}, {ext}.",
         render_kw={"placeholder": "webhooks/{date:%Y/%m/%d}/{event_id}.{ext}", "autocomplete": "off",

@@ -1,4 +1,4 @@
-"""The schema: endpoints, events, messages, attempts, operators and API tokens.
+"""The schema: endpoints, events, messages, attempts, operators, their sessions and API tokens.
 
 Timestamps are naive UTC datetimes (the same on SQLite and PostgreSQL).
 Message ids grow with creation time, so "newest first" is ``ORDER BY id DESC``
@@ -264,6 +264,14 @@ class User(db.Model):
     email: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OperatorSession(db.Model):
+    """One logged-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class ApiToken(db.Model):

@@ -7,8 +7,10 @@ import secrets
 
 from sqlalchemy import select
 
+from .errors import InvalidInput
 from .extensions import db
 from .models import ApiToken, utcnow
+from .text_rules import control_character_problem
 
 PREFIX = "whk_"
 
@@ -18,6 +20,10 @@ def hash_token(token: str) -> str:
 
 
 def create_token(name: str) -> str:
+    if not name.strip() or len(name) > 100:
+        raise InvalidInput("name", "must be 1 to 100 characters")
+    if problem := control_character_problem(name):
+        raise InvalidInput("name", problem)
     token = PREFIX + secrets.token_urlsafe(32)
     db.session.add(ApiToken(name=name, token_hash=hash_token(token)))
     db.session.commit()

@@ -1,22 +1,26 @@
-"""Operator accounts: passwords hashed with scrypt (werkzeug)."""
+"""Operator accounts: passwords hashed with scrypt (werkzeug).
+
+A password change or removing an operator ends every session of that operator.
+"""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import operator_sessions
 from .errors import InvalidInput
 from .extensions import db
 from .models import User
+from .text_rules import control_character_problem
 
 MIN_PASSWORD_LENGTH = 8
 
 
 def create_user(email: str, password: str) -> User:
     email = (email or "").strip().lower()
-    if "@" not in email or len(email) > 255:
+    if "@" not in email or len(email) > 255 or control_character_problem(email):
         raise InvalidInput("email", "must be an e-mail address")
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(password)
     if db.session.scalar(select(User).where(User.email == email)):
         raise InvalidInput("email", f"an operator {email} already exists")
     user = User(email=email, password_hash=generate_password_hash(password))
@@ -26,7 +30,10 @@ def create_user(email: str, password: str) -> User:
 
 
 def verify(email: str, password: str) -> User | None:
-    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    email = (email or "").strip().lower()
+    if control_character_problem(email) or len(email) > 255:
+        email = ""  # no such operator; the query below still runs, so the answer takes as long
+    user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         check_password_hash(generate_password_hash("x"), password or "")  # same cost either way
         return None
@@ -35,3 +42,34 @@ def verify(email: str, password: str) -> User | None:
 
 def count() -> int:
     return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def find(email: str) -> User:
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        raise InvalidInput("email", f"no operator {email}")
+    return user
+
+
+def set_password(email: str, password: str) -> int:
+    """Change an operator's password and end their sessions; returns how many were ended."""
+    check_password(password)
+    user = find(email)
+    user.password_hash = generate_password_hash(password)
+    ended = operator_sessions.end_all(user.id)
+    db.session.commit()
+    return ended
+
+
+def remove(email: str) -> int:
+    """Remove an operator and end their sessions; returns how many were ended."""
+    user = find(email)
+    ended = operator_sessions.end_all(user.id)
+    db.session.delete(user)
+    db.session.commit()
+    return ended

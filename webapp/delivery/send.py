@@ -32,6 +32,10 @@ from .transport import Transport
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")
 CHARSET = re.compile(r"charset=\"?([\w.:-]+)", re.IGNORECASE)
+# Error texts never quote a header: its value may be a signature or a secret.
+HEADER_ERROR = re.compile(r"invalid (?:leading whitespace, reserved character\(s\), or return character\(s\) in )?"
+                          r"header (?:name|value)", re.IGNORECASE)
+BASIC_CREDENTIALS = re.compile(r"(Basic )[A-Za-z0-9+/=]+")
 READ_CHUNK = 64 * 1024
 # A body past this is not read to the end: a receiver that streams forever
 # cannot keep a worker busy, and no webhook answer needs more.
@@ -222,8 +226,9 @@ def describe_error(exc: BaseException, request: OutgoingRequest) -> str:
             return f"TLS error: {cause.reason or cause}"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        if isinstance(cause, ValueError) and "header" in str(cause).lower():
-            return "could not send the request: a header value holds characters HTTP does not allow"
+        if isinstance(cause, ValueError) and HEADER_ERROR.search(str(cause)):
+            return ("invalid request header: a header name or value holds a line break or another character "
+                    "HTTP does not allow (the header is not shown: it may carry a signature or a secret)")
     if isinstance(exc, ProxyError):
         return f"proxy error: {without_values(_message(innermost), request)}"
     if isinstance(exc, Urllib3Error):
@@ -261,4 +266,5 @@ def _causes(exc: BaseException):
 
 def _message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[-1][:300]
+    text = SIGNATURE_PATTERN.sub(lambda m: m.group(1) + REDACTED, text.splitlines()[-1])
+    return BASIC_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED, text)[:300]

@@ -15,10 +15,13 @@ from sqlalchemy import Select, func, select
 
 from ..errors import InvalidInput
 from ..extensions import db
+from ..ids import MAX_ID, parse_id
 from ..models import STATUSES, Message
+from ..text_rules import control_character_problem
 
 PAGE_SIZE = 50
-CODE_PATTERN = re.compile(r"[1-5]\d\d|[1-5]xx|none")
+CODE_PATTERN = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|none")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,19 @@ class LogFilter:
         status = (args.get("status") or "").strip().lower()
         if status and status not in STATUSES:
             raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+        created_from = _date_or_none(args.get("created_from"), "created_from")
+        created_to = _date_or_none(args.get("created_to"), "created_to")
+        if created_from and created_to and created_from > created_to:
+            raise InvalidInput("created_from", f"must not be after the end of the range ({created_from} is after "
+                                               f"{created_to}): no message can match")
         return cls(
             code=code,
             status=status,
-            action=(args.get("action") or "").strip(),
-            customer=(args.get("customer") or "").strip(),
-            endpoint=_int_or_none(args.get("endpoint"), "endpoint"),
-            created_from=_date_or_none(args.get("created_from"), "created_from"),
-            created_to=_date_or_none(args.get("created_to"), "created_to"),
+            action=_text(args.get("action"), "action"),
+            customer=_text(args.get("customer"), "customer"),
+            endpoint=parse_id(args.get("endpoint"), "endpoint", MAX_ID),
+            created_from=created_from,
+            created_to=created_to,
         )
 
     def to_args(self) -> dict[str, str]:
@@ -61,22 +69,23 @@ class LogFilter:
         return replace(self, **{name: LogFilter.__dataclass_fields__[name].default})
 
 
-def _int_or_none(value, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(field, "must be a number") from None
+def _text(value, field: str) -> str:
+    text = (value or "").strip()
+    problem = control_character_problem(text)
+    if problem:
+        raise InvalidInput(field, problem)
+    return text
 
 
 def _date_or_none(value, field: str) -> dt.date | None:
     if value in (None, ""):
         return None
+    if not DATE_PATTERN.fullmatch(value.strip()):
+        raise InvalidInput(field, "must be a date like 2026-11-29 (year-month-day, digits 0-9)")
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidInput(field, "must be a date like 2026-11-29") from None
+        raise InvalidInput(field, f"is not a date in the calendar: {value.strip()}") from None
 
 
 def apply(query: Select, log_filter: LogFilter) -> Select:
@@ -102,7 +111,7 @@ def apply(query: Select, log_filter: LogFilter) -> Select:
     if f.created_from:
         start = dt.datetime.combine(f.created_from, dt.time())
         query = query.where(Message.id >= _first_id_from(start), exact_created_at >= start)
-    if f.created_to:
+    if f.created_to and f.created_to < dt.date.max:  # up to 9999-12-31 is no upper bound at all
         end = dt.datetime.combine(f.created_to + dt.timedelta(days=1), dt.time())
         query = query.where(Message.id <= _last_id_before(end), exact_created_at < end)
     return query

@@ -2,9 +2,14 @@
 
 The new message keeps the event, so the receiver sees the same ``Webhook-Id``.
 A unique index allows one resend in flight per message, which makes repeated
-clicks and repeated bulk resends idempotent.
+clicks and repeated bulk resends idempotent. A message whose event is still on
+its way to the endpoint (queued, or waiting for a retry, itself or as an earlier
+resend) is not resent unless asked to force it: the receiver would get every
+attempt of two retry chains.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import Select, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
@@ -18,9 +23,49 @@ from .filters import LogFilter, apply
 BULK_BATCH = 500
 
 
-def resend(message: Message) -> Message:
-    """Queue a copy of ``message``; if one is already in flight, return that one."""
-    return queue_resend(message) or pending_resend_of(message.id)
+class StillBeingDelivered(Exception):
+    """The message's event is still on its way to that endpoint, as ``in_flight``."""
+
+    def __init__(self, message: Message, in_flight: Message):
+        self.message = message
+        self.in_flight = in_flight
+        as_itself = in_flight.id == message.id
+        super().__init__(
+            f"message {message.id} is still being delivered"
+            + ("" if as_itself else f" as message {in_flight.id}")
+            + f" ({in_flight.status}, {in_flight.attempts} attempt(s) so far): a resend now starts a second "
+            "delivery, and the receiver gets the event twice")
+
+
+@dataclass(frozen=True)
+class Resent:
+    message: Message  # the resend in flight
+    queued: bool      # False: one was already in flight, nothing new was queued
+
+
+def resend(message: Message, *, force: bool = False) -> Resent:
+    """Queue a copy of ``message``; if a resend of it is already in flight, return that one.
+
+    Raises StillBeingDelivered when its event is still on its way to the endpoint
+    otherwise, unless ``force``.
+    """
+    pending = pending_resend_of(message.id)
+    if pending is not None:
+        return Resent(pending, queued=False)
+    in_flight = delivery_in_flight(message)
+    if in_flight is not None and not force:
+        raise StillBeingDelivered(message, in_flight)
+    copy = queue_resend(message)
+    return Resent(copy, queued=True) if copy is not None else Resent(pending_resend_of(message.id), queued=False)
+
+
+def delivery_in_flight(message: Message) -> Message | None:
+    """A pending message carrying the same event to the same endpoint (the message itself, or a resend)."""
+    return db.session.scalars(
+        select(Message).where(Message.event_id == message.event_id, Message.endpoint_id == message.endpoint_id,
+                              Message.status.in_(PENDING_STATUSES))
+        .order_by(Message.id.desc()).limit(1)
+    ).first()
 
 
 def queue_resend(message: Message) -> Message | None:
@@ -49,10 +94,10 @@ def has_pending_resend(message_id: int) -> bool:
     )
 
 
-def pending_resend_of(message_id: int) -> Message:
+def pending_resend_of(message_id: int) -> Message | None:
     return db.session.scalars(
         select(Message).where(Message.resend_of_id == message_id, Message.status.in_(PENDING_STATUSES))
-    ).one()
+    ).one_or_none()
 
 
 def failed_not_resent() -> Select:

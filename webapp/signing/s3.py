@@ -1,7 +1,11 @@
 """AWS-S3 delivery: the message is PUT as an object, signed the S3 way by botocore.
 
 The object key comes from the endpoint's filename format, e.g.
-``webhooks/{date:%Y/%m/%d}/{action}-{message_id}.{ext}``.
+``webhooks/{date:%Y/%m/%d}/{action}-{message_id}.{ext}``. Only the format decides
+the key's folders: a placeholder value never adds a path segment or a dot segment.
+In values, ``%`` is written ``%25``, ``/`` ``%2F`` and a backslash ``%5C``, and a segment that
+a value leaves as ``.`` or ``..`` has its dots written ``%2E``; so customer
+``../../x`` under ``prefix/{customer}.json`` is the key ``prefix/..%2F..%2Fx.json``.
 """
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from urllib.parse import quote
 
 PLACEHOLDERS = ("action", "customer", "event_id", "message_id", "date", "ext")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
+VALUE_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C"})
+DOT_SEGMENTS = (".", "..")
+SAMPLE_DATE = dt.datetime(2026, 1, 2, 3, 4, 5)
 
 
 def check_filename_format(template: str) -> None:
@@ -32,6 +39,10 @@ def check_filename_format(template: str) -> None:
             raise ValueError(f"placeholder {{{name}}} does not take a !{conversion} conversion")
         if spec and name != "date":
             raise ValueError(f"only {{date}} takes a format, not {{{name}:{spec}}}")
+    sample = "".join(literal + value for literal, value in _pieces(
+        template, {name: "x" for name in PLACEHOLDERS}, SAMPLE_DATE))
+    if any(segment in DOT_SEGMENTS for segment in sample.split("/")):
+        raise ValueError("must not contain '.' or '..' folders: S3 keys have no parent folders")
 
 
 def render_key(template: str, *, action: str, customer: str, event_id: str, message_id: int,
@@ -43,14 +54,22 @@ def render_key(template: str, *, action: str, customer: str, event_id: str, mess
         "message_id": str(message_id),
         "ext": ext,
     }
-    out = []
+    key = "".join(literal + value for literal, value in _pieces(template, values, created_at)).lstrip("/")
+    # Values hold no "/" any more; a "." or ".." segment can only come from a value (the format
+    # itself may not have one), so writing its dots %2E keeps the key where the format put it.
+    return "/".join(segment.replace(".", "%2E") if segment in DOT_SEGMENTS else segment
+                    for segment in key.split("/"))
+
+
+def _pieces(template: str, values: dict[str, str], created_at: dt.datetime):
+    """(literal text, rendered placeholder) pairs; placeholder values escaped, the date as formatted."""
     for literal, name, spec, _ in string.Formatter().parse(template):
-        out.append(literal)
         if name == "date":
-            out.append(created_at.strftime(spec or DEFAULT_DATE_FORMAT))
+            yield literal, created_at.strftime(spec or DEFAULT_DATE_FORMAT)
         elif name is not None:
-            out.append(values[name])
-    return "".join(out).lstrip("/")
+            yield literal, values[name].translate(VALUE_ESCAPES)
+        else:
+            yield literal, ""
 
 
 def object_url(bucket_url: str, key: str) -> str:

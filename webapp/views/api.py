@@ -1,7 +1,8 @@
 """JSON API under /api/v1, authenticated by ``Authorization: Bearer <token>``.
 
 Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status; nothing is
-created when a request is rejected.
+created when a request is rejected. Every view carries its ``@operation``: the
+OpenAPI document at /api/v1/openapi.json is generated from them (views/openapi.py).
 """
 from __future__ import annotations
 
@@ -11,21 +12,20 @@ from werkzeug.exceptions import HTTPException
 
 from .. import endpoints as endpoint_service
 from ..errors import InvalidInput
+from ..text_rules import unencodable_problem
 from ..events import emit
 from ..extensions import db
-from ..forms import SECRET_FIELDS, EndpointForm
+from ..forms import EndpointForm
+from ..logbook.resend import StillBeingDelivered, resend
 from ..models import Endpoint, Message
 from ..tokens import find_token
+from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
+from .openapi import document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 EVENT_FIELDS = {"action", "customer", "data"}
-BOOLEAN_FIELDS = {"enabled", "use_proxy", "queue_batches"}
-ENDPOINT_FIELDS = BOOLEAN_FIELDS | {
-    "name", "url", "timeout", "content_type", "actions", "threads", "auth_type", "username",
-    "password", "region", "service", "access_key_id", "secret_key", "algo_prefix", "vendor_key",
-    "filename_format",
-}
+RESEND_FIELDS = {"force"}
 
 
 def error(status: int, message: str, field: str | None = None):
@@ -38,16 +38,36 @@ def error(status: int, message: str, field: str | None = None):
 @bp.errorhandler(InvalidInput)
 def invalid_input(exc: InvalidInput):
     shown = exc.field or '""'  # an empty JSON key still needs a visible name
-    return error(400, f"{shown}: {exc.problem}", exc.field)
+    body = {"error": f"{shown}: {exc.problem}", "field": exc.field}
+    if exc.allowed is not None:
+        body["allowed"] = list(exc.allowed)
+    return jsonify(body), 400
 
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    return error(exc.code or 500, exc.description or exc.name)
+    response, status = error(exc.code or 500, exc.description or exc.name)
+    for name, value in exc.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
+
+
+@bp.app_errorhandler(HTTPException)
+def outside_any_route(exc: HTTPException):
+    """Unknown /api/v1 paths and wrong methods match no route of this blueprint: still JSON."""
+    if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
+        return http_error(exc)
+    return exc
+
+
+PUBLIC_VIEWS = {"api.openapi_document"}
 
 
 @bp.before_request
 def require_token():
+    if request.endpoint in PUBLIC_VIEWS:
+        return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -62,18 +82,46 @@ def json_object(allowed: set[str]) -> dict:
         abort(413, f"request body is over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes")
     if not request.is_json:
         abort(415, "send the body as JSON with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser's own limit, about 1,000 levels
+        raise InvalidInput("body", "is nested too deeply") from None
     if body is None:
         raise InvalidInput("body", "is not valid JSON")
     if not isinstance(body, dict):
         raise InvalidInput("body", f"must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidInput(unknown[0], f"unknown field; allowed fields: {', '.join(sorted(allowed))}")
+        raise InvalidInput(unknown[0][:100], f"unknown field; allowed fields: {', '.join(sorted(allowed))}")
+    for field, value in body.items():
+        refuse_unencodable(field, value)
     return body
 
 
+def refuse_unencodable(field: str, value) -> None:
+    """JSON can carry lone surrogates ("\\ud800") that no database or wire encoding accepts."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and (problem := unencodable_problem(item)):
+            raise InvalidInput(field, problem)
+
+
+@bp.get("/openapi.json")
+@operation("This document: the API as OpenAPI 3.1", public=True, answers={200: ("The document", "OpenApiDocument")})
+def openapi_document():
+    return jsonify(document(current_app))
+
+
 @bp.post("/events")
+@operation("Record a customer action", body="Event",
+           answers={202: ("Recorded, with one queued message per endpoint that selected the action",
+                          "EventAccepted")})
 def post_event():
     body = json_object(EVENT_FIELDS)
     for field in ("action", "customer", "data"):
@@ -83,7 +131,8 @@ def post_event():
     return jsonify({"event_id": event.id, "message_ids": [m.id for m in event.messages]}), 202
 
 
-@bp.get("/messages/<int:message_id>")
+@bp.get("/messages/<bigid:message_id>")
+@operation("A message's delivery status", answers={200: ("The message", "Message")})
 def get_message(message_id: int):
     message = db.session.get(Message, message_id)
     if message is None:
@@ -105,25 +154,58 @@ def get_message(message_id: int):
     )
 
 
+@bp.post("/messages/<bigid:message_id>/resend")
+@operation("Send a message's event again, as a new message", body="Resend", body_required=False, errors=(409,),
+           description="409 while the message's event is still being delivered to that endpoint (queued, or "
+                       "waiting for a retry, itself or as an earlier resend), unless {\"force\": true}. At most "
+                       "one resend of a message is in flight: a second request answers 200 with that one.",
+           answers={202: ("Queued", "Resent"), 200: ("A resend of it was already in flight", "Resent")})
+def resend_message(message_id: int):
+    """202 with the new message; 200 with the one already in flight; 409 while the message's event is
+    still being delivered to its endpoint, unless the body says ``{"force": true}``."""
+    message = db.session.get(Message, message_id)
+    if message is None:
+        abort(404, f"message {message_id} not found")
+    body = json_object(RESEND_FIELDS) if request.get_data(cache=True) else {}  # the body is optional
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidInput("force", f"must be true or false, got {force!r}")
+    try:
+        outcome = resend(message, force=force)
+    except StillBeingDelivered as busy:
+        return jsonify({"error": f"{busy}; send {{\"force\": true}} to resend anyway", "field": "force",
+                        "in_flight": busy.in_flight.id}), 409
+    return jsonify({"message_id": outcome.message.id, "resend_of": message.id, "queued": outcome.queued}), (
+        202 if outcome.queued else 200)
+
+
 @bp.get("/endpoints")
+@operation("Every endpoint (deleted ones are not listed)", answers={200: ("The endpoints", "Endpoints")})
 def list_endpoints():
     found = db.session.scalars(db.select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id))
     return jsonify([endpoint_service.describe(e) for e in found])
 
 
 @bp.post("/endpoints")
+@operation("Create an endpoint", body="NewEndpoint",
+           description="Validated like the settings form: the URL must be an absolute http(s) URL that is, and "
+                       "resolves to, a globally reachable address; each authentication type needs its fields.",
+           answers={201: ("Created", "Endpoint")})
 def create_endpoint():
     body = json_object(ENDPOINT_FIELDS)
     endpoint = save(Endpoint(), body, defaults=defaults_for_new())
     return jsonify(endpoint_service.describe(endpoint)), 201
 
 
-@bp.get("/endpoints/<int:endpoint_id>")
+@bp.get("/endpoints/<id:endpoint_id>")
+@operation("One endpoint", answers={200: ("The endpoint", "Endpoint")})
 def get_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(live_endpoint(endpoint_id)))
 
 
-@bp.patch("/endpoints/<int:endpoint_id>")
+@bp.patch("/endpoints/<id:endpoint_id>")
+@operation("Change an endpoint (fields left out keep their value)", body="EndpointChanges",
+           answers={200: ("Changed", "Endpoint")})
 def update_endpoint(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     body = json_object(ENDPOINT_FIELDS)
@@ -131,7 +213,9 @@ def update_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(endpoint))
 
 
-@bp.delete("/endpoints/<int:endpoint_id>")
+@bp.delete("/endpoints/<id:endpoint_id>")
+@operation("Delete an endpoint (the log keeps its messages; pending ones end failed)",
+           answers={204: ("Deleted", None)})
 def delete_endpoint(endpoint_id: int):
     endpoint_service.delete(live_endpoint(endpoint_id))
     return "", 204
@@ -146,14 +230,15 @@ def live_endpoint(endpoint_id: int) -> Endpoint:
 
 def defaults_for_new() -> dict:
     return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none",
-            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": ""}
+            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": None}
 
 
 def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     """Validate the merged values with the settings form; 400 naming the first bad field."""
     values = {**defaults, **body}
+    fields = endpoint_fields()
     formdata = ImmutableMultiDict(
-        [(key, item) for key, value in values.items() for item in as_form_values(key, value)]
+        [(key, item) for key, value in values.items() for item in as_form_values(key, fields[key], value)]
     )
     has_secret = endpoint.id is not None and endpoint_service.secret_fits(endpoint, str(values.get("auth_type")))
     form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret)
@@ -165,21 +250,3 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     db.session.commit()
     endpoint_service.after_enabled(endpoint)
     return endpoint
-
-
-def as_form_values(key: str, value) -> list:
-    if key == "actions":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidInput("actions", "must be a list of action names")
-        return value
-    if key in BOOLEAN_FIELDS:
-        if not isinstance(value, bool):
-            raise InvalidInput(key, f"must be true or false, got {value!r}")
-        return ["y"] if value else []
-    if key == "threads" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidInput(key, f"must be a whole number, got {value!r}")
-    if isinstance(value, (dict, list)):
-        raise InvalidInput(key, f"must be a single value, got {type(value).__name__}")
-    if value is None:
-        return [] if key not in SECRET_FIELDS else [""]
-    return [str(value)]

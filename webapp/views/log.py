@@ -6,6 +6,8 @@ Rows still Queued or Resent poll for themselves until they are final.
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
@@ -14,9 +16,10 @@ from sqlalchemy import select
 from ..endpoint_health import waiting_reason
 from ..errors import InvalidInput
 from ..extensions import db
+from ..ids import parse_id
 from ..logbook import export
 from ..logbook.filters import LogFilter, count_failed, page
-from ..logbook.resend import bulk_resend, resend
+from ..logbook.resend import StillBeingDelivered, bulk_resend, resend
 from ..models import STATUSES, Attempt, Endpoint, Message
 
 bp = Blueprint("log", __name__, url_prefix="/log")
@@ -24,37 +27,60 @@ bp = Blueprint("log", __name__, url_prefix="/log")
 LIST_TEMPLATE = "log/index.html"
 VIEW_TEMPLATE = "log/view.html"
 COUNT_CAP = 10_000
+# How the filters are named beside a value they cannot take.
+FILTER_LABELS = {"code": "Response code", "status": "Status", "action": "Action", "customer": "Customer",
+                 "endpoint": "Endpoint", "created_from": "Created from", "created_to": "Created to", "before": "Page"}
 CODE_CLASSES = (("2xx", "2xx success"), ("4xx", "4xx client error"), ("5xx", "5xx server error"),
                 ("none", "No response"))
 
 
 @bp.get("")
 def index():
-    problem, log_filter = None, LogFilter()
-    try:
-        log_filter = LogFilter.from_args(request.args)
-        before = _cursor(request.args.get("before"))
-    except InvalidInput as exc:
-        problem, before = f"{exc.field}: {exc.problem}", None
-    results = page(log_filter, before=before)
-    context = {
-        "log_filter": log_filter, "results": results, "before": before, "problem": problem,
-        "endpoints": _endpoints(),
-        "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,
-        "retention_days": current_app.config["WEBHOOKS_RETENTION_DAYS"],
-    }
+    log_filter = LogFilter.from_args(request.args)
+    before = parse_id(request.args.get("before"), "before")
+    context = list_context(log_filter, results=page(log_filter, before=before), before=before)
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "log-results":
         return render_block(LIST_TEMPLATE, "results", **context)
     return render_template(LIST_TEMPLATE, **context)
 
 
-@bp.get("/rows/<int:message_id>")
+def list_context(log_filter: LogFilter, **extra) -> dict:
+    return {
+        "log_filter": log_filter, "values": log_filter.to_args(), "results": None, "before": None,
+        "problem": None, "problem_field": None, "problem_text": None, "filter_labels": FILTER_LABELS,
+        "endpoints": _endpoints(),
+        "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,
+        "retention_days": current_app.config["WEBHOOKS_RETENTION_DAYS"], **extra,
+    }
+
+
+@bp.errorhandler(InvalidInput)
+def bad_filter(exc: InvalidInput):
+    """A filter that cannot be applied: the list page, the message beside that filter, and no rows at all
+    (an empty table would read as "no messages"). htmx gets the filter form and the results together."""
+    context = list_context(LogFilter(), values=request.args.to_dict(), problem=f"{exc.field}: {exc.problem}",
+                           problem_field=exc.field, problem_text=exc.problem)
+    if request.headers.get("HX-Request"):
+        page_part = render_block(LIST_TEMPLATE, "filter_and_results", **context)
+        return page_part, 422, {"HX-Retarget": "#log-main", "HX-Reswap": "outerHTML"}
+    return render_template(LIST_TEMPLATE, **context), 422
+
+
+@bp.app_template_global("log_url")
+def log_url(view: str, query: dict[str, str] | None = None, **values) -> str:
+    """url_for(view, **values) with the filters as the query string. Not url_for(view, **filters):
+    the endpoint filter is called ``endpoint``, the name of url_for's own first argument."""
+    url = url_for(view, **values)
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+@bp.get("/rows/<bigid:message_id>")
 def row(message_id: int):
     """One row, for rows that poll while their message is still on its way."""
     return render_block(LIST_TEMPLATE, "row", message=_message(message_id), log_filter=LogFilter())
 
 
-@bp.get("/<int:message_id>")
+@bp.get("/<bigid:message_id>")
 def view(message_id: int):
     message = _message(message_id)
     context = _view_context(message)
@@ -63,11 +89,21 @@ def view(message_id: int):
     return render_template(VIEW_TEMPLATE, **context)
 
 
-@bp.post("/<int:message_id>/resend")
+@bp.post("/<bigid:message_id>/resend")
 def resend_message(message_id: int):
-    copy = resend(_message(message_id))
-    flash(f"Message #{message_id} queued again as #{copy.id}, with the same Webhook-Id.", "success")
-    return redirect(url_for(".view", message_id=copy.id))
+    """Resend; a message still being delivered gets a confirmation page first (``force=1`` confirms)."""
+    message = _message(message_id)
+    try:
+        outcome = resend(message, force=request.form.get("force") == "1")
+    except StillBeingDelivered as busy:
+        return render_template("log/resend_confirm.html", message=message, in_flight=busy.in_flight,
+                               max_attempts=current_app.config["WEBHOOKS_MAX_ATTEMPTS"])
+    if outcome.queued:
+        flash(f"Message #{message_id} queued again as #{outcome.message.id}, with the same Webhook-Id.", "success")
+    else:
+        flash(f"Message #{message_id} is already queued again as #{outcome.message.id}: nothing more was queued.",
+              "info")
+    return redirect(url_for(".view", message_id=outcome.message.id))
 
 
 @bp.route("/resend-failed", methods=["GET", "POST"])
@@ -78,7 +114,7 @@ def resend_failed():
         queued = bulk_resend(log_filter)
         flash(f"{queued} failed message(s) queued again." if queued
               else "Nothing to resend: every failed message in this filter is already resent.", "success")
-        return redirect(url_for(".index", **log_filter.to_args()))
+        return redirect(log_url(".index", log_filter.to_args()))
     return render_template("log/resend_failed.html", log_filter=log_filter, count=count_failed(log_filter, COUNT_CAP),
                            cap=COUNT_CAP)
 
@@ -95,12 +131,6 @@ def download(fmt: str):
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-@bp.errorhandler(InvalidInput)
-def bad_filter(exc: InvalidInput):
-    flash(f"{exc.field}: {exc.problem}", "error")
-    return redirect(url_for(".index"))
 
 
 @bp.app_template_filter("when")
@@ -137,10 +167,3 @@ def _message(message_id: int) -> Message:
 def _endpoints() -> list[Endpoint]:
     return list(db.session.scalars(select(Endpoint).order_by(Endpoint.id)))
 
-
-def _cursor(value: str | None) -> int | None:
-    if not value:
-        return None
-    if not value.isdigit():
-        raise InvalidInput("before", "must be a message id")
-    return int(value)

@@ -5,18 +5,20 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Length
 
-from .. import users
+from .. import operator_sessions, users
 from ..auth import Operator, limiter, login_rate_limit
+from ..forms import BrowserForm, PlainText
+from ..text_rules import CONTROL_CHARACTERS
 
 bp = Blueprint("login", __name__)
 
 
-class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address.")],
+class LoginForm(BrowserForm):
+    email = EmailField("E-mail", validators=[DataRequired(message="Enter your e-mail address."), Length(max=255),
+                                             PlainText()],
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password.")],
                              render_kw={"autocomplete": "current-password"})
@@ -33,14 +35,16 @@ def login():
         user = users.verify(form.email.data, form.password.data)
         if user is not None:
             fresh_session()
-            login_user(Operator(user))
+            login_user(Operator(user, operator_sessions.start(user)))
             return redirect(next_page())
         failed = True
-    return render_template("login/login.html", form=form, failed=failed)
+    return render_template("login/login.html", form=form, failed=failed), 422 if form.errors else 200
 
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        operator_sessions.end(current_user.get_id())  # a copy of the cookie is worth nothing now
     logout_user()
     fresh_session()
     flash("You are logged out.", "info")
@@ -62,7 +66,10 @@ def fresh_session() -> None:
 def next_page() -> str:
     """Where to go after logging in: a path on this site only, never another host."""
     target = request.args.get("next", "")
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or CONTROL_CHARACTERS.search(target) or any(ch.isspace() for ch in target)):
+        return url_for("settings.index")
     parts = urlsplit(target)
-    if not target.startswith("/") or target.startswith("//") or "\\" in target or parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc:
         return url_for("settings.index")
     return target

@@ -55,7 +55,7 @@ def new():
     return render_edit(None, form)
 
 
-@bp.route("/<int:endpoint_id>", methods=["GET", "POST"])
+@bp.route("/<id:endpoint_id>", methods=["GET", "POST"])
 def edit(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
@@ -69,7 +69,7 @@ def edit(endpoint_id: int):
     return render_edit(endpoint, form)
 
 
-@bp.post("/<int:endpoint_id>/toggle")
+@bp.post("/<id:endpoint_id>/toggle")
 def toggle(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     endpoint_service.set_enabled(endpoint, not endpoint.enabled, by=current_user.email)
@@ -84,7 +84,7 @@ def toggle(endpoint_id: int):
     return redirect(url_for(".edit", endpoint_id=endpoint.id) if back_to_edit else url_for(".index"))
 
 
-@bp.post("/<int:endpoint_id>/resend-failed-while-down")
+@bp.post("/<id:endpoint_id>/resend-failed-while-down")
 def resend_failed_while_down(endpoint_id: int):
     """The one click offered after re-enabling: resend what failed while the endpoint was down."""
     endpoint = live_endpoint(endpoint_id)
@@ -94,7 +94,7 @@ def resend_failed_while_down(endpoint_id: int):
     return redirect(url_for(".edit", endpoint_id=endpoint.id))
 
 
-@bp.route("/<int:endpoint_id>/delete", methods=["GET", "POST"])
+@bp.route("/<id:endpoint_id>/delete", methods=["GET", "POST"])
 def delete(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
     if request.method == "POST":
@@ -106,7 +106,7 @@ def delete(endpoint_id: int):
 
 
 @bp.post("/new/auth-fields", defaults={"endpoint_id": None})
-@bp.post("/<int:endpoint_id>/auth-fields")
+@bp.post("/<id:endpoint_id>/auth-fields")
 def auth_fields(endpoint_id: int | None):
     """The authentication inputs for the chosen type, keeping what was typed (secrets stay in the browser).
 
@@ -120,7 +120,7 @@ def auth_fields(endpoint_id: int | None):
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
 
 
-@bp.post("/<int:endpoint_id>/test")
+@bp.post("/<id:endpoint_id>/test")
 def test(endpoint_id: int):
     """Send one sample message with the saved settings and show the request and response."""
     endpoint = live_endpoint(endpoint_id)
@@ -172,7 +172,8 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         "form": form,
         "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
         "auth_field_order": AUTH_FIELD_ORDER,
-        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret],
+        # A field of another type that was sent with a bad value is shown too, so its error is seen.
+        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret or form[name].errors],
         "secret_fields": SECRET_FIELDS,
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
@@ -227,5 +228,5 @@ def pretty_body(body: str) -> str:
         return body
     try:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or a receiver's answer nested past the parser's limit
         return body
