@@ -8,7 +8,7 @@ import logging
 
 from ..models import utcnow
 from .outgoing import MessageContent, build_request
-from .send import Outcome, not_sent, send
+from .send import Outcome, build_failure, not_sent, send
 from .target import Target
 from .transport import Transport
 
@@ -21,5 +21,5 @@ def make_attempt(transport: Transport, target: Target, content: MessageContent, 
         request = build_request(target, content, now)
     except Exception as exc:  # noqa: BLE001 - a message that cannot be built is a failed attempt
         log.warning("could not build message %s: %s", content.message_id, exc)
-        return not_sent(target.url, f"could not build the request: {exc}", now)
+        return not_sent(target.url, build_failure(exc), now)
     return send(transport, request, timeout=target.timeout, proxy_url=target.proxy_url, body_limit=body_limit)

@@ -265,6 +265,12 @@ def _causes(exc: BaseException):
 
 
 def _message(exc: BaseException) -> str:
+    """The last line of an exception's text, signatures and Basic credentials cut out."""
     text = str(exc).strip() or type(exc).__name__
     text = SIGNATURE_PATTERN.sub(lambda m: m.group(1) + REDACTED, text.splitlines()[-1])
     return BASIC_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED, text)[:300]
+
+
+def build_failure(exc: BaseException) -> str:
+    """Why a message could not be built (an undecryptable secret, a filename format), safe to store."""
+    return f"could not build the request: {_message(exc)}"
