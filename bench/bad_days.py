@@ -7,9 +7,10 @@
   worker process, as ``make run`` starts it.
 * fan-out: one event to 1,000 endpoints on the fast receiver, from the emit to
   the last message done: ``fanout_1000_endpoints_deliveries_per_s`` (>= 1,000).
-* retry timing: messages to a receiver that answers 500 to everything, with a
-  hanging endpoint and a busy one beside them: every gap between the end of an
-  attempt and the start of the next, minus the retry interval, at most
+* retry timing: five messages to a receiver that answers 500 to everything (so
+  its endpoint turns failing and those five keep their schedule as its probes),
+  with a hanging endpoint and a busy one beside them: every gap between the end
+  of an attempt and the start of the next, minus the retry interval, at most
   ``retry_gap_max_error_s`` (<= 1 s). The default interval (10 s) in the full
   run; 2 s in ``--quick``.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select
+
+from webapp.delivery.health import FAILURES_BEFORE_FAILING
 
 from .receivers import failing_receiver, hanging_receiver
 from .scenarios import pending_messages, percentile, product_app, scalar, start_product_workers
@@ -108,7 +111,7 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
     """The largest distance of a retry from its schedule, seconds."""
     from webapp.events import emit_many
 
-    attempts = 4
+    attempts, retried = 4, FAILURES_BEFORE_FAILING
     with failing_receiver() as failing, hanging_receiver() as hanging, stack(database) as bench_stack, \
             patched_environ({"WEBHOOKS_RETRY_INTERVAL": str(interval), "WEBHOOKS_MAX_ATTEMPTS": str(attempts)}), \
             product_app(bench_stack):
@@ -117,13 +120,13 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
         add_endpoint(fast_url, actions=["points_added"], queue_batches=True)
         bench_stack.env.update(WEBHOOKS_RETRY_INTERVAL=str(interval), WEBHOOKS_MAX_ATTEMPTS=str(attempts))
         with children(start_product_workers(bench_stack, 1)) as processes:
-            emit_many([("checkout", f"r{i}", {"i": i}) for i in range(20)])
+            emit_many([("checkout", f"r{i}", {"i": i}) for i in range(retried)])
             for first in range(0, 5_000, 1_000):  # a busy endpoint beside them
                 emit_many([("points_added", f"p{first + i}", {"i": i}) for i in range(1_000)])
             deadline = time.monotonic() + interval * attempts * 3 + 30
-            while failed_count(failing_id) < 20:
+            while failed_count(failing_id) < retried:
                 if time.monotonic() > deadline or not all(p.alive() for p in processes):
-                    raise ScenarioFailed(f"{name}: only {failed_count(failing_id)} of 20 messages ended failed")
+                    raise ScenarioFailed(f"{name}: only {failed_count(failing_id)} of {retried} messages ended failed")
                 time.sleep(0.1)  # poll with a deadline
         errors = [abs(gap - interval) for gap in gaps_s(failing_id)]
     if not errors:

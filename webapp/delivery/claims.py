@@ -30,7 +30,7 @@ from .send import Outcome
 
 # How many messages one claim takes: a run sent in order, or one lane's share of a parallel batch.
 ORDERED_BATCH = 50
-BATCH_PER_LANE = 16
+BATCH_PER_LANE = 64
 
 LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording an outcome (lease expired)"
 

@@ -124,13 +124,16 @@ class Engine:
                 self._add_lane(run)
             self.pool.submit(Lane(self, run).work)
 
-    def add_lane(self, run: EndpointState, most: int) -> None:
-        """One more lane for a busy endpoint, up to ``most``."""
+    def add_lanes(self, run: EndpointState, most: int) -> None:
+        """More lanes for a busy endpoint, up to ``most`` in all."""
         with self.lock:
-            if self.stopping.is_set() or run.lanes >= most:
+            if self.stopping.is_set():
                 return
-            self._add_lane(run)
-        self.pool.submit(Lane(self, run).work)
+            added = max(most - run.lanes, 0)
+            for _ in range(added):
+                self._add_lane(run)
+        for _ in range(added):
+            self.pool.submit(Lane(self, run).work)
 
     def _add_lane(self, run: EndpointState) -> None:
         run.lanes += 1

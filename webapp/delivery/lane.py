@@ -4,9 +4,9 @@ Claim a batch (through the ledger), send each message, hand the outcomes to
 the ledger, claim again. The lane watches the receiver as it goes: once it
 has failed ``FAILURES_BEFORE_FAILING`` times in a row, the untried rest of the
 batch is given back uncounted (retries, which keep their schedule, go on); a
-410 or a Retry-After stops the batch at once. A lane that keeps getting full
-batches from a healthy receiver asks for one more lane, up to the endpoint's
-``threads``.
+410 or a Retry-After stops the batch at once. Queue batches on: once a full
+batch went well and more is due, the endpoint gets all its ``threads`` lanes
+(a receiver that hangs never gets past its first batch, so never gets more).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # A claim takes about this much sending: few messages for a slow receiver, so a lane
 # never holds many it has not tried (a crash would count them as interrupted).
-BATCH_SECONDS = 0.25
+BATCH_SECONDS = 0.5
 FIRST_CLAIM = 4
 HELD_POLLS, HELD_POLL_SECONDS = 3, 0.5
 
@@ -93,7 +93,7 @@ class Host(Protocol):
     ledger: object
 
     def wake_at(self, endpoint_id: int, when: dt.datetime) -> None: ...
-    def add_lane(self, state: EndpointState, most: int) -> None: ...
+    def add_lanes(self, state: EndpointState, most: int) -> None: ...
     def lane_done(self, state: EndpointState, *, final: bool = False) -> bool: ...
 
 
@@ -132,10 +132,12 @@ class Lane:
             if claimed.wake_at is not None:
                 self.engine.wake_at(self.state.endpoint_id, claimed.wake_at)
             return False
-        self._grow(claimed)
         if self._send(claimed.messages, claimed.take):
             self.unsent_batches = 0
-            return len(claimed.messages) == wanted  # fewer than asked for: nothing more was due
+            full = len(claimed.messages) == wanted
+            if full:
+                self._grow()
+            return full  # fewer than asked for: nothing more was due
         # Everything was given back (the receiver started failing): claim once more, which
         # sets the endpoint's next wake-up, then stop rather than spin.
         self.unsent_batches += 1
@@ -163,12 +165,12 @@ class Lane:
         state.failures_in_a_row = state.health.consecutive_failures
         state.stopped_until = None
 
-    def _grow(self, claimed: Claimed) -> None:
-        """A full batch from a receiver that keeps up: one more lane here, and other workers may join."""
+    def _grow(self) -> None:
+        """A full batch delivered to a receiver that keeps up, with more waiting: the endpoint gets all
+        its lanes now, and other workers may join. A receiver that hangs never gets here."""
         target = self.state.target
-        if target.queue_batches and len(claimed.messages) >= min(self.state.claim_size(), claims.BATCH_PER_LANE) \
-                and self.state.failures_in_a_row == 0:
-            self.engine.add_lane(self.state, most=target.threads)
+        if target.queue_batches and self.state.failures_in_a_row == 0 and self.state.lanes < target.threads:
+            self.engine.add_lanes(self.state, most=target.threads)
             dispatch.kick([self.state.endpoint_id])
 
     def _send(self, batch: list[MessageContent], take: str) -> bool:
