@@ -20,8 +20,8 @@ from rq import SimpleWorker
 from webapp import create_app
 from webapp.delivery.engine import Engine
 from webapp.delivery.sweep import sweep
-from webapp.maintenance import Maintenance
-from webapp.queueing import delivery_queue
+from webapp.runtime.maintenance import Maintenance
+from webapp.storage.queueing import delivery_queue
 
 BURST_DRAIN_SECONDS = 3600
 

@@ -36,7 +36,14 @@ from typing import Callable
 
 from . import bad_days, baseline_celery, baseline_rq, ceiling, scenarios
 from .receivers import NGINX, fast_receiver, slow_receiver
-from .stack import DatabaseKind, Figure, database_kind_for, ensure_postgres_database, postgres_reachable, psql
+from .stack import (
+    DatabaseKind,
+    Figure,
+    database_kind_for,
+    ensure_postgres_database,
+    postgres_reachable,
+    psql,
+)
 
 SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency",
              "isolation", "fanout", "retry_gap")

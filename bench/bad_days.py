@@ -23,8 +23,22 @@ from sqlalchemy import select
 from webapp.delivery.health import FAILURES_BEFORE_FAILING
 
 from .receivers import failing_receiver, hanging_receiver
-from .scenarios import pending_messages, percentile, product_app, scalar, start_product_workers
-from .stack import DatabaseKind, Figure, ScenarioFailed, children, patched_environ, stack, wait_until_drained
+from .scenarios import (
+    pending_messages,
+    percentile,
+    product_app,
+    scalar,
+    start_product_workers,
+)
+from .stack import (
+    DatabaseKind,
+    Figure,
+    ScenarioFailed,
+    children,
+    patched_environ,
+    stack,
+    wait_until_drained,
+)
 from .workload import sample_event
 
 HANGING = 10
@@ -35,7 +49,7 @@ FANOUT_ENDPOINTS = 1_000
 def add_endpoint(url: str, *, actions: list[str], timeout: int = 5, queue_batches: bool = False,
                  threads: int = 8) -> int:
     from webapp.extensions import db
-    from webapp.models import Endpoint
+    from webapp.storage.models import Endpoint
 
     endpoint = Endpoint(url=url, name="bench", queue_batches=queue_batches, threads=threads, timeout=timeout)
     endpoint.actions = actions
@@ -46,7 +60,7 @@ def add_endpoint(url: str, *, actions: list[str], timeout: int = 5, queue_batche
 
 def isolation(database: DatabaseKind, fast_url: str, *, workers: int, seconds: float, name: str) -> list[Figure]:
     """p95 seconds from emit to delivered of a healthy endpoint while ``HANGING`` others hang."""
-    from webapp.events import emit, emit_many
+    from webapp.domain.events import emit, emit_many
 
     rate = 20.0
     with hanging_receiver() as hanging, stack(database) as bench_stack, product_app(bench_stack):
@@ -75,7 +89,7 @@ def isolation(database: DatabaseKind, fast_url: str, *, workers: int, seconds: f
 def delivered_count(endpoint_id: int) -> int:
     from sqlalchemy import func
 
-    from webapp.models import DONE, Message
+    from webapp.storage.models import DONE, Message
 
     return scalar(select(func.count()).select_from(Message)
                   .where(Message.endpoint_id == endpoint_id, Message.status == DONE))
@@ -83,7 +97,7 @@ def delivered_count(endpoint_id: int) -> int:
 
 def latencies_s(endpoint_id: int) -> list[float]:
     from webapp.extensions import db
-    from webapp.models import Attempt, Message
+    from webapp.storage.models import Attempt, Message
 
     query = (select(Message.created_at, Attempt.started_at, Attempt.duration_ms)
              .join(Attempt, Attempt.message_id == Message.id)
@@ -95,7 +109,7 @@ def latencies_s(endpoint_id: int) -> list[float]:
 
 def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1) -> list[Figure]:
     """Deliveries/s of one event to ``FANOUT_ENDPOINTS`` endpoints."""
-    from webapp.events import emit
+    from webapp.domain.events import emit
 
     with stack(database) as bench_stack, product_app(bench_stack):
         for _ in range(FANOUT_ENDPOINTS):
@@ -109,7 +123,7 @@ def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1
 
 def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: str) -> list[Figure]:
     """The largest distance of a retry from its schedule, seconds."""
-    from webapp.events import emit_many
+    from webapp.domain.events import emit_many
 
     attempts, retried = 4, FAILURES_BEFORE_FAILING
     with failing_receiver() as failing, hanging_receiver() as hanging, stack(database) as bench_stack, \
@@ -137,7 +151,7 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
 def failed_count(endpoint_id: int) -> int:
     from sqlalchemy import func
 
-    from webapp.models import FAILED, Message
+    from webapp.storage.models import FAILED, Message
 
     return scalar(select(func.count()).select_from(Message)
                   .where(Message.endpoint_id == endpoint_id, Message.status == FAILED))
@@ -146,7 +160,7 @@ def failed_count(endpoint_id: int) -> int:
 def gaps_s(endpoint_id: int) -> list[float]:
     """End of each attempt to the start of the next one of the same message."""
     from webapp.extensions import db
-    from webapp.models import Attempt, Message
+    from webapp.storage.models import Attempt, Message
 
     query = (select(Attempt.message_id, Attempt.started_at, Attempt.duration_ms)
              .join(Message, Message.id == Attempt.message_id).where(Message.endpoint_id == endpoint_id)

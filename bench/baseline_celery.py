@@ -20,7 +20,16 @@ import time
 from celery import Celery
 
 from . import naive
-from .stack import ChildProcess, DatabaseKind, Figure, ScenarioFailed, children, stack, wait_for, wait_until_drained
+from .stack import (
+    ChildProcess,
+    DatabaseKind,
+    Figure,
+    ScenarioFailed,
+    children,
+    stack,
+    wait_for,
+    wait_until_drained,
+)
 
 app = Celery("bench_naive", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(

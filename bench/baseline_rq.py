@@ -23,7 +23,16 @@ from rq import Queue, Worker
 from sqlalchemy.orm import configure_mappers
 
 from . import naive
-from .stack import (ChildProcess, DatabaseKind, Figure, ScenarioFailed, children, stack, start_rq_workers, wait_until_drained)
+from .stack import (
+    ChildProcess,
+    DatabaseKind,
+    Figure,
+    ScenarioFailed,
+    children,
+    stack,
+    start_rq_workers,
+    wait_until_drained,
+)
 
 QUEUE = "naive"
 JOB = "bench.naive.deliver_message"

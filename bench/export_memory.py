@@ -22,7 +22,7 @@ def parse_args(argv=None):
 
 def measure_export(log_filter) -> tuple[int, int, float]:
     """(bytes written, peak heap bytes, seconds) for one full streamed export."""
-    from webapp.logbook.export import stream
+    from webapp.domain.logbook.export import stream
 
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -41,9 +41,9 @@ def main(argv=None) -> int:
     app = make_app(args.database)
     with app.app_context():
         from bench.seeding import seed_log
+        from webapp.domain.logbook.filters import LogFilter
         from webapp.extensions import db
-        from webapp.logbook.filters import LogFilter
-        from webapp.models import Message
+        from webapp.storage.models import Message
 
         fresh_schema(app)
         dialect = db.engine.dialect.name

@@ -53,7 +53,7 @@ def fresh_schema(app) -> None:
 
 
 def logged_in_client(app):
-    from webapp.users import create_user
+    from webapp.domain.users import create_user
 
     create_user("bench@example.com", "bench-password")
     client = app.test_client()
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     with app.app_context():
         from bench.seeding import seed_log
         from webapp.extensions import db
-        from webapp.models import Message
+        from webapp.storage.models import Message
 
         fresh_schema(app)
         dialect = db.engine.dialect.name

@@ -16,7 +16,17 @@ import os
 from functools import lru_cache
 
 import requests
-from sqlalchemy import DateTime, Integer, String, Text, create_engine, event, func, insert, select
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .stack import sqlalchemy_url

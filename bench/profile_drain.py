@@ -42,7 +42,7 @@ def profile(count: int, endpoints: int, database_url: str) -> None:
     from flask import current_app
 
     from webapp.delivery.engine import Engine
-    from webapp.events import emit_many
+    from webapp.domain.events import emit_many
 
     with fast_receiver() as receiver, stack(database_kind_for(database_url)) as bench_stack, \
             product_app(bench_stack):

@@ -21,8 +21,19 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
-from .stack import (ROOT, ChildProcess, DatabaseKind, Figure, ScenarioFailed, Stack, children, patched_environ, stack,
-                    start_rq_workers, wait_until_drained)
+from .stack import (
+    ROOT,
+    ChildProcess,
+    DatabaseKind,
+    Figure,
+    ScenarioFailed,
+    Stack,
+    children,
+    patched_environ,
+    stack,
+    start_rq_workers,
+    wait_until_drained,
+)
 from .workload import sample_event, sample_events
 
 EMIT_CHUNK = 1_000
@@ -63,7 +74,7 @@ def migrate_schema() -> None:
 
 def add_endpoint(url: str, *, queue_batches: bool, threads: int) -> int:
     from webapp.extensions import db
-    from webapp.models import Endpoint
+    from webapp.storage.models import Endpoint
 
     endpoint = Endpoint(url=url, name="bench receiver", queue_batches=queue_batches, threads=threads, timeout=5)
     endpoint.actions = [Endpoint.ALL_ACTIONS]
@@ -73,7 +84,7 @@ def add_endpoint(url: str, *, queue_batches: bool, threads: int) -> int:
 
 
 def emit_in_chunks(count: int, chunk: int = EMIT_CHUNK) -> None:
-    from webapp.events import emit_many
+    from webapp.domain.events import emit_many
 
     for first in range(0, count, chunk):
         emit_many(sample_events(min(chunk, count - first), first))
@@ -88,14 +99,14 @@ def scalar(query):
 
 
 def pending_messages() -> int:
-    from webapp.models import PENDING_STATUSES, Message
+    from webapp.storage.models import PENDING_STATUSES, Message
 
     return scalar(select(func.count()).select_from(Message).where(Message.status.in_(PENDING_STATUSES)))
 
 
 def status_counts() -> dict[str, int]:
     from webapp.extensions import db
-    from webapp.models import Message
+    from webapp.storage.models import Message
 
     with db.engine.connect() as connection:
         return dict(connection.execute(select(Message.status, func.count()).group_by(Message.status)).all())
@@ -125,7 +136,7 @@ def emit_rates(database: DatabaseKind, receiver_url: str, count: int) -> list[Fi
     """
     singles = max(count // 10, 100)
     with stack(database) as bench_stack, product_app(bench_stack):
-        from webapp.events import emit
+        from webapp.domain.events import emit
 
         add_endpoint(receiver_url, queue_batches=True, threads=FAST_THREADS)
         started = time.monotonic()
@@ -165,7 +176,7 @@ def delivery_rate(database: DatabaseKind, receiver_url: str, *, name: str, count
 
 def note_retries(count: int, name: str) -> None:
     """Say so (on stderr) when messages needed more than one attempt: that slows a figure down."""
-    from webapp.models import Attempt
+    from webapp.storage.models import Attempt
 
     attempts = scalar(select(func.count()).select_from(Attempt))
     if attempts > count:
@@ -175,7 +186,7 @@ def note_retries(count: int, name: str) -> None:
 
 def error_counts() -> dict[str, int]:
     from webapp.extensions import db
-    from webapp.models import Attempt
+    from webapp.storage.models import Attempt
 
     with db.engine.connect() as connection:
         rows = connection.execute(select(Attempt.error, func.count()).where(Attempt.error.is_not(None))
@@ -191,7 +202,7 @@ def out_of_order_attempts() -> int:
     received, so the order is read from the attempt log.)
     """
     from webapp.extensions import db
-    from webapp.models import Attempt
+    from webapp.storage.models import Attempt
 
     with db.engine.connect() as connection:
         sent = connection.execute(select(Attempt.message_id).order_by(Attempt.started_at, Attempt.id)).scalars()
@@ -212,7 +223,7 @@ def light_load_latency(database: DatabaseKind, receiver_url: str, *, rate: float
     """
     total = int(rate * seconds)
     with stack(database) as bench_stack, product_app(bench_stack):
-        from webapp.events import emit
+        from webapp.domain.events import emit
 
         add_endpoint(receiver_url, queue_batches=True, threads=FAST_THREADS)
         with children(start_product_workers(bench_stack, 1)) as processes:
@@ -232,7 +243,7 @@ def light_load_latency(database: DatabaseKind, receiver_url: str, *, rate: float
 
 def delivery_latencies_ms() -> list[float]:
     from webapp.extensions import db
-    from webapp.models import Attempt, Message
+    from webapp.storage.models import Attempt, Message
 
     query = (select(Message.created_at, Attempt.started_at, Attempt.duration_ms)
              .join(Attempt, Attempt.message_id == Message.id).where(Attempt.number == 1))

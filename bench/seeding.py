@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import insert, text
 
 from webapp.extensions import db
-from webapp.models import Endpoint, Event, Message, response_class
+from webapp.storage.models import Endpoint, Event, Message, response_class
 
 ACTIONS = ("checkout", "opt_in", "points_added", "reward_claimed", "tier_change")
 STATUSES = ("done",) * 8 + ("failed", "resent")

@@ -40,10 +40,10 @@ from tests.support.soak_receiver import SoakReceiver, SoakStats
 from tests.support.waiting import wait_until
 from webapp import create_app
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
-from webapp.embedded_redis import EmbeddedRedis
-from webapp.events import emit_many
+from webapp.domain.events import emit_many
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, Attempt, Message
+from webapp.runtime.embedded_redis import EmbeddedRedis
+from webapp.storage.models import DONE, FAILED, Attempt, Message
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 from cryptography.fernet import Fernet
 
-from webapp.embedded_redis import EmbeddedRedis
+from webapp.runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = "127.0.0.1"

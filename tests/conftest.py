@@ -22,7 +22,7 @@ from tests.support.receiver import Receiver
 from tests.support.signing_vectors import SUMMARY_LINES
 from tests.support.waiting import wait_until
 from tests.support.web import FreshContextClient, Operator
-from webapp.embedded_redis import EmbeddedRedis
+from webapp.runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint", "api_token", "operator_session",

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import make_endpoint
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.models import ApiToken, Endpoint, Event, Message
-from webapp.tokens import create_token
+from webapp.storage.models import ApiToken, Endpoint, Event, Message
 
 pytestmark = pytest.mark.db
 

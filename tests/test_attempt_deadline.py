@@ -10,8 +10,15 @@ import pytest
 
 from tests.support.attempts import timed_attempt
 from tests.support.dns_server import SlowDNS
-from tests.support.misbehaving import FullAcceptQueue, RawServer, SlowRelay, endless_body, hang, trickle_body, \
-    trickle_head
+from tests.support.misbehaving import (
+    FullAcceptQueue,
+    RawServer,
+    SlowRelay,
+    endless_body,
+    hang,
+    trickle_body,
+    trickle_head,
+)
 from tests.support.receiver import Receiver
 from tests.support.tls_server import SelfSignedHTTPS
 from webapp.delivery.names import dns_servers_resolver

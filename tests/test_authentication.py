@@ -24,14 +24,19 @@ from tests.support.factories import attempts_of, final, make_endpoint
 from tests.support.receiver import Receiver
 from tests.support.s3_server import S3Server
 from tests.support.verifying_receivers import (
-    basic_verifier, check_basic, check_escher, check_sigv4, escher_verifier, sigv4_verifier,
+    basic_verifier,
+    check_basic,
+    check_escher,
+    check_sigv4,
+    escher_verifier,
+    sigv4_verifier,
 )
-from webapp.crypto import secret_box
-from webapp.delivery.test_send import send_test
-from webapp.events import emit
+from webapp.delivery.try_endpoint import send_test
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, Attempt, Endpoint
-from webapp.tokens import create_token
+from webapp.storage.crypto import secret_box
+from webapp.storage.models import DONE, FAILED, Attempt, Endpoint
 
 pytestmark = pytest.mark.db
 

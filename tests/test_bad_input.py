@@ -12,11 +12,11 @@ import pytest
 
 from tests.support.factories import make_endpoint
 from webapp import jobs
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
-from webapp.events import emit
 from webapp.extensions import db
-from webapp.models import ApiToken, Attempt, Endpoint, Event, Message, utcnow
-from webapp.tokens import create_token
+from webapp.storage.models import ApiToken, Attempt, Endpoint, Event, Message, utcnow
 
 pytestmark = pytest.mark.db
 

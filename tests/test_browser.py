@@ -13,10 +13,10 @@ import pytest
 from tests.support.live_server import LiveServer
 from tests.support.receiver import Receiver
 from tests.support.web import PASSWORD
-from webapp.crypto import secret_box
+from webapp.domain.users import create_user
 from webapp.extensions import db
-from webapp.models import Endpoint
-from webapp.users import create_user
+from webapp.storage.crypto import secret_box
+from webapp.storage.models import Endpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -11,11 +11,10 @@ from playwright.sync_api import expect
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver
-from tests.test_browser import browser, page, server  # noqa: F401 - shared fixtures
-from tests.test_browser import EMAIL, LAPTOP, PHONE
 from tests.support.web import PASSWORD
+from tests.test_browser import EMAIL, LAPTOP, PHONE, browser, page, server  # noqa: F401 - shared fixtures
 from webapp.extensions import db
-from webapp.models import Event, Message, response_class, utcnow
+from webapp.storage.models import Event, Message, response_class, utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

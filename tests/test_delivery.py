@@ -7,9 +7,9 @@ import pytest
 
 from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver, refused_url
-from webapp.events import emit
+from webapp.domain.events import emit
 from webapp.extensions import db
-from webapp.models import DONE, FAILED
+from webapp.storage.models import DONE, FAILED
 
 pytestmark = pytest.mark.db
 
@@ -141,7 +141,7 @@ def test_use_proxy_sends_through_the_installation_proxy(app, receiver, forward_p
 def test_queue_batches_off_delivers_one_at_a_time_in_creation_order(app, start_worker):
     with Receiver(delay=0.02) as receiver:
         make_endpoint(receiver.url, queue_batches=False)
-        from webapp.events import emit_many
+        from webapp.domain.events import emit_many
 
         events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(30)])
         start_worker()
@@ -156,7 +156,7 @@ def test_queue_batches_off_delivers_one_at_a_time_in_creation_order(app, start_w
 def test_queue_batches_on_uses_parallel_threads_over_keep_alive_connections(app, start_worker):
     with Receiver(delay=0.2) as receiver:
         make_endpoint(receiver.url, queue_batches=True, threads=8)
-        from webapp.events import emit_many
+        from webapp.domain.events import emit_many
 
         events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(32)])
         start_worker()
@@ -171,7 +171,7 @@ def test_queue_batches_on_uses_parallel_threads_over_keep_alive_connections(app,
 def test_an_undecryptable_secret_fails_each_attempt_with_the_reason_not_the_job(app, receiver, start_worker):
     from cryptography.fernet import Fernet
 
-    from webapp.crypto import SecretBox
+    from webapp.storage.crypto import SecretBox
 
     endpoint = make_endpoint(receiver.url, auth_type="basic", auth_username="u")
     endpoint.auth_secret_encrypted = SecretBox(Fernet.generate_key().decode()).encrypt("pw")  # another key

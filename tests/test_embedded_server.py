@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from webapp.embedded_redis import EmbeddedRedis, redis_server_binary
+from webapp.runtime.embedded_redis import EmbeddedRedis, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ import pytest
 from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from webapp.events import emit, emit_many
+from webapp.domain.events import emit, emit_many
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, QUEUED, Endpoint, Message
+from webapp.storage.models import DONE, FAILED, QUEUED, Endpoint, Message
 
 pytestmark = pytest.mark.db
 
@@ -212,7 +212,7 @@ def test_operators_are_emailed_when_an_endpoint_fails_is_disabled_and_recovers(a
 
 def test_no_mail_for_what_an_operator_did_and_none_told_twice(app, operator, start_worker):
     from tests.support.smtp_server import SMTPServer
-    from webapp.notices import send_notices
+    from webapp.domain.notices import send_notices
 
     with SMTPServer() as smtp:
         quiet = make_endpoint("http://127.0.0.1:9/hook")

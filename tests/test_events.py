@@ -5,11 +5,11 @@ import pytest
 
 from tests.support.factories import make_endpoint
 from webapp import jobs
+from webapp.domain.events import emit, emit_many
+from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
-from webapp.events import emit, emit_many
 from webapp.extensions import db
-from webapp.models import QUEUED, Event, Message
-from webapp.tokens import create_token
+from webapp.storage.models import QUEUED, Event, Message
 
 pytestmark = pytest.mark.db
 

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.support.web import FreshContextClient, Operator
+from webapp.domain.logbook.filters import LogFilter
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.logbook.filters import LogFilter
-from webapp.models import Attempt, Endpoint, Event, Message, utcnow
-from webapp.tokens import create_token
-from webapp.views import api
-from webapp.views.api_fields import ENDPOINT_FIELDS
+from webapp.storage.models import Attempt, Endpoint, Event, Message, utcnow
+from webapp.web import api
+from webapp.web.api_fields import ENDPOINT_FIELDS
 
 pytestmark = pytest.mark.db
 

@@ -7,14 +7,13 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from tests.support.factories import make_endpoint, reload_message
+from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from tests.support.factories import attempts_of, final
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
-from webapp.embedded_redis import EmbeddedRedis
-from webapp.events import emit_many
-from webapp.models import DONE
+from webapp.domain.events import emit_many
+from webapp.runtime.embedded_redis import EmbeddedRedis
+from webapp.storage.models import DONE
 
 pytestmark = pytest.mark.db
 
@@ -116,7 +115,7 @@ def test_redis_restarted_without_persistence_with_queued_and_scheduled_work(app,
 def test_redis_down_when_an_event_is_posted_the_api_answers_202_and_delivery_follows(
     app, client, own_redis, start_worker
 ):
-    from webapp.tokens import create_token
+    from webapp.domain.tokens import create_token
 
     token = create_token("backend")
     with Receiver() as receiver:

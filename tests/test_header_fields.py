@@ -8,10 +8,10 @@ import pytest
 
 from tests.support.factories import attempts_of, final, make_endpoint
 from tests.support.receiver import Receiver
-from webapp.events import emit
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.models import FAILED, Attempt, Endpoint
-from webapp.tokens import create_token
+from webapp.storage.models import FAILED, Attempt, Endpoint
 
 pytestmark = pytest.mark.db
 

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from tests.support.factories import make_endpoint
 from webapp import jobs
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
-from webapp.events import emit
 from webapp.extensions import db
-from webapp.models import Endpoint, Event, Message
-from webapp.tokens import create_token
+from webapp.storage.models import Endpoint, Event, Message
 
 pytestmark = pytest.mark.db
 

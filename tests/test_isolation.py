@@ -14,8 +14,8 @@ import pytest
 from tests.support.factories import final, make_endpoint
 from tests.support.misbehaving import RawServer, hang
 from tests.support.receiver import Receiver
-from webapp.events import emit, emit_many
-from webapp.models import DONE
+from webapp.domain.events import emit, emit_many
+from webapp.storage.models import DONE
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

@@ -10,11 +10,10 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from tests.support.factories import make_endpoint
+from tests.support.factories import final, make_endpoint
 from tests.support.waiting import wait_until
-from tests.support.factories import final
 from webapp.extensions import db
-from webapp.models import DONE, Event
+from webapp.storage.models import DONE, Event
 
 pytestmark = pytest.mark.db
 

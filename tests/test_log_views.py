@@ -11,7 +11,7 @@ from tests.support.factories import make_endpoint
 from webapp.delivery.claims import attempt_row
 from webapp.delivery.send import Outcome
 from webapp.extensions import db
-from webapp.models import Attempt, Event, Message, response_class, utcnow
+from webapp.storage.models import Attempt, Event, Message, response_class, utcnow
 
 pytestmark = pytest.mark.db
 
@@ -135,7 +135,7 @@ def test_bulk_resend_end_to_end_with_a_worker_and_a_receiver(app, operator, star
     """An outage: every message failed. The receiver is back; one bulk resend delivers them all."""
     from tests.support.factories import final
     from tests.support.receiver import Receiver
-    from webapp.events import emit_many
+    from webapp.domain.events import emit_many
 
     with Receiver(status=503) as receiver:
         make_endpoint(receiver.url)

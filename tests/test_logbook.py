@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import insert
 
 from tests.support.factories import make_endpoint
+from webapp.domain.logbook.export import stream
+from webapp.domain.logbook.filters import LogFilter, page
+from webapp.domain.logbook.resend import StillBeingDelivered, bulk_resend, resend
+from webapp.domain.logbook.retention import purge
 from webapp.errors import InvalidInput
 from webapp.extensions import db
-from webapp.logbook.export import stream
-from webapp.logbook.filters import LogFilter, page
-from webapp.logbook.resend import StillBeingDelivered, bulk_resend, resend
-from webapp.models import Attempt, Event, Message, response_class, utcnow
-from webapp.retention import purge
+from webapp.storage.models import Attempt, Event, Message, response_class, utcnow
 
 pytestmark = pytest.mark.db
 
@@ -262,7 +262,7 @@ def test_retention_deletes_exactly_what_is_older_than_the_cut_off(app):
 
 
 def test_the_failed_count_stops_at_its_cap(seeded):
-    from webapp.logbook.filters import count_failed
+    from webapp.domain.logbook.filters import count_failed
 
     messages, _ = seeded
     failed = sum(1 for m in messages if m["status"] == "failed")

@@ -11,11 +11,11 @@ from redis import Redis
 from tests.support.factories import make_endpoint
 from tests.support.web import PASSWORD, FreshContextClient, Operator, csrf_token, login
 from webapp.config import load_config
+from webapp.domain.tokens import create_token
+from webapp.domain.users import remove as remove_operator
+from webapp.domain.users import set_password
 from webapp.extensions import db
-from webapp.models import Endpoint, OperatorSession, User, utcnow
-from webapp.tokens import create_token
-from webapp.users import remove as remove_operator
-from webapp.users import set_password
+from webapp.storage.models import Endpoint, OperatorSession, User, utcnow
 
 pytestmark = pytest.mark.db
 

@@ -5,13 +5,12 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from tests.support.factories import make_endpoint, reload_message
+from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from tests.support.factories import attempts_of, final
 from webapp.delivery.claims import LOST_ATTEMPT_ERROR
-from webapp.events import emit_many
-from webapp.models import DONE, RESENT
+from webapp.domain.events import emit_many
+from webapp.storage.models import DONE, RESENT
 
 pytestmark = pytest.mark.db
 

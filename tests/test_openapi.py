@@ -14,18 +14,18 @@ import re
 import jsonschema
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.factories import make_endpoint
 from tests.support.live_server import LiveServer
-from webapp.events import emit
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.models import Message
-from webapp.tokens import create_token
-from webapp.views import api
-from webapp.views.openapi import UndocumentedRoute, check_documented
+from webapp.storage.models import Message
+from webapp.web import api
+from webapp.web.openapi import UndocumentedRoute, check_documented
 
 pytestmark = pytest.mark.db
 
@@ -56,7 +56,7 @@ def test_an_api_route_without_a_description_stops_the_app(app):
 
 
 def test_request_fields_in_the_document_are_the_ones_the_api_reads(app, document):
-    from webapp.views.api_fields import ENDPOINT_FIELDS
+    from webapp.web.api_fields import ENDPOINT_FIELDS
 
     schemas = document["components"]["schemas"]
     assert set(schemas["NewEndpoint"]["properties"]) == set(ENDPOINT_FIELDS)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.attempts import attempt
 from tests.support.receiver import Receiver, refused_url
 from tests.support.tls_server import SelfSignedHTTPS
 from webapp.delivery.claims import RetryPolicy
-from tests.support.attempts import attempt
 
 
 @pytest.mark.parametrize(

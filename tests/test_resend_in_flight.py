@@ -10,10 +10,10 @@ import pytest
 from tests.support.factories import final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from webapp.events import emit
+from webapp.domain.events import emit
+from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.models import Message
-from webapp.tokens import create_token
+from webapp.storage.models import Message
 
 pytestmark = pytest.mark.db
 

@@ -18,7 +18,7 @@ import requests
 
 from tests.support.processes import descendants
 from tests.support.receiver import Receiver
-from webapp.embedded_redis import free_port
+from webapp.runtime.embedded_redis import free_port
 
 OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "WEBHOOKS_ENCRYPTION_KEY", "PORT")
 

@@ -9,14 +9,13 @@ import zlib
 import pytest
 from redis import Redis
 
-from tests.support.factories import make_endpoint
+from tests.support.factories import final, make_endpoint
 from tests.support.receiver import Receiver
-from tests.support.factories import final
-from webapp.events import emit_many
+from webapp.domain.events import emit_many
+from webapp.domain.logbook.export import stream
+from webapp.domain.logbook.filters import LogFilter
 from webapp.extensions import db
-from webapp.logbook.export import stream
-from webapp.logbook.filters import LogFilter
-from webapp.models import Attempt
+from webapp.storage.models import Attempt
 
 pytestmark = pytest.mark.db
 
@@ -54,7 +53,7 @@ def redis_dump(redis: Redis) -> bytes:
 def rendered_pages(client, message_ids: list[int], endpoint_ids: list[int]) -> bytes:
     """Every page an operator can open about these messages and endpoints, and the API's views."""
     from tests.support.web import Operator
-    from webapp.tokens import create_token
+    from webapp.domain.tokens import create_token
 
     operator = Operator(client).create().login()
     paths = ["/log", "/log?status=done", "/settings", "/log/export.csv", "/log/export.psv"]

@@ -7,10 +7,10 @@ import pytest
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver, refused_url
-from webapp.crypto import secret_box
-from webapp.events import emit
+from webapp.domain.events import emit
 from webapp.extensions import db
-from webapp.models import FAILED, Attempt, Endpoint, Message
+from webapp.storage.crypto import secret_box
+from webapp.storage.models import FAILED, Attempt, Endpoint, Message
 
 pytestmark = pytest.mark.db
 

@@ -10,8 +10,14 @@ import collections
 
 import pytest
 
-from tests.support.signing_vectors import (SUITES, SUMMARY_LINES, VECTORS_DIR, load_all, run_case,
-                                           supported_extensions)
+from tests.support.signing_vectors import (
+    SUITES,
+    SUMMARY_LINES,
+    VECTORS_DIR,
+    load_all,
+    run_case,
+    supported_extensions,
+)
 from webapp.signing.sigv4 import sign
 
 # What this signer achieved when the test was written (see the module docstring of

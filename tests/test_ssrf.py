@@ -11,10 +11,10 @@ import pytest
 
 from tests.support.dns_server import SlowDNS
 from tests.support.receiver import Receiver
-from webapp.delivery.test_send import send_test
+from webapp.delivery.try_endpoint import send_test
 from webapp.extensions import db
-from webapp.forms import EndpointForm
-from webapp.models import Endpoint
+from webapp.storage.models import Endpoint
+from webapp.web.forms import EndpointForm
 
 pytestmark = pytest.mark.db
 

@@ -3,9 +3,9 @@ import pytest
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver, refused_url
-from webapp.delivery.test_send import send_test
+from webapp.delivery.try_endpoint import send_test
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, Attempt
+from webapp.storage.models import DONE, FAILED, Attempt
 
 pytestmark = pytest.mark.db
 

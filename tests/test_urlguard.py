@@ -13,11 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from webapp.delivery.urlguard import (
+    IPV4_BLOCKS,
+    IPV6_BLOCKS,
+    check_url,
+    forbidden_reason,
+)
+from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
 from webapp.extensions import db
-from webapp.models import Endpoint
-from webapp.tokens import create_token
-from webapp.urlguard import IPV4_BLOCKS, IPV6_BLOCKS, check_url, forbidden_reason
+from webapp.storage.models import Endpoint
 
 # Every block of the IANA special-purpose registries that is not globally reachable.
 REFUSED = {

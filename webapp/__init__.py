@@ -10,10 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import load_config
+from .config import PROJECT_ROOT, load_config
 from .extensions import db, migrate
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -34,19 +32,19 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
-    from . import auth, cli, web_security
-    from .ids import CONVERTERS
-    from .views import api, log, login, openapi, settings, shell
+    from .runtime import cli
+    from .web import api, auth, log, login, openapi, security, settings, shell
+    from .web.ids import CONVERTERS
 
     app.url_map.converters.update(CONVERTERS)  # before any route uses them
-    web_security.init_app(app)
+    security.init_app(app)
     auth.init_app(app)
     app.register_blueprint(shell.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(log.bp)
     app.register_blueprint(api.bp)
-    web_security.exempt(api.bp)  # bearer tokens, not cookies
+    security.exempt(api.bp)  # bearer tokens, not cookies
     openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here
     cli.register(app)
     # Configure the ORM now, before any thread or fork: the first query does it under a process-wide

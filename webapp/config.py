@@ -11,6 +11,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+# The checkout: templates/, static/, migrations/ and the default instance/ folder live here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 DEFAULT_ACTIONS = (
     "opt_in",
     "opt_out",

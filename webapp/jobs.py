@@ -51,7 +51,7 @@ def _run_fresh(job, args, kwargs):
 
 @in_app_context
 def emit(action, customer, data) -> dict:
-    from .events import emit as emit_event
+    from .domain.events import emit as emit_event
 
     event = emit_event(action, customer, data)
     return {"event_id": event.id, "message_ids": [m.id for m in event.messages]}
@@ -95,6 +95,6 @@ def sweep() -> dict:
 
 @in_app_context
 def purge() -> dict:
-    from .retention import purge as run_purge
+    from .domain.logbook.retention import purge as run_purge
 
     return run_purge(current_app.config["WEBHOOKS_RETENTION_DAYS"]).__dict__

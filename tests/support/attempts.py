@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from webapp.delivery.names import Resolver, system_resolver
-from webapp.delivery.send import OutgoingRequest, Outcome, send
+from webapp.delivery.send import Outcome, OutgoingRequest, send
 from webapp.delivery.transport import Transport
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from tests.support.waiting import wait_until
-from webapp.crypto import secret_box
 from webapp.extensions import db
-from webapp.models import DONE, FAILED, Attempt, Endpoint, Message
+from webapp.storage.crypto import secret_box
+from webapp.storage.models import DONE, FAILED, Attempt, Endpoint, Message
 
 
 def make_endpoint(url: str, *, actions=("*",), secret: str | None = None, **settings) -> Endpoint:

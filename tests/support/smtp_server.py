@@ -7,7 +7,7 @@ import threading
 
 from aiosmtpd.controller import Controller
 
-from webapp.embedded_redis import free_port
+from webapp.runtime.embedded_redis import free_port
 
 
 class _Inbox:

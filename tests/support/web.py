@@ -12,7 +12,7 @@ import re
 
 from flask.testing import FlaskClient
 
-from webapp.users import create_user
+from webapp.domain.users import create_user
 
 PASSWORD = "correct horse battery"
 CSRF_ON_PAGE = re.compile(r'"X-CSRFToken": "([^"]+)"')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from ..models import utcnow
+from ..storage.models import utcnow
 from .outgoing import MessageContent, build_request
 from .send import Outcome, build_failure, not_sent, send
 from .target import Target

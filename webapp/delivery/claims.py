@@ -17,12 +17,38 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, case, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..models import (DONE, DURATION_BUCKETS_MS, FAILED, FAILING, HEALTHY, PENDING_STATUSES, QUEUED, RESENT, Attempt,
-                      Endpoint, Event, Message, StatsHour, StatsMinute, response_class, utcnow)
+from ..storage.models import (
+    DONE,
+    DURATION_BUCKETS_MS,
+    FAILED,
+    FAILING,
+    HEALTHY,
+    PENDING_STATUSES,
+    QUEUED,
+    RESENT,
+    Attempt,
+    Endpoint,
+    Event,
+    Message,
+    StatsHour,
+    StatsMinute,
+    response_class,
+)
 from . import health as rules
 from .health import Health
 from .outgoing import MessageContent

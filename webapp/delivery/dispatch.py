@@ -16,7 +16,7 @@ from typing import Iterable
 from redis.exceptions import RedisError
 from rq import Queue
 
-from ..queueing import RedisNotConfigured, delivery_queue, redis_connection
+from ..storage.queueing import RedisNotConfigured, delivery_queue, redis_connection
 
 log = logging.getLogger(__name__)
 

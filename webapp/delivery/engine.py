@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 
 from ..extensions import db
-from ..models import utcnow
+from ..storage.models import utcnow
 from .claims import RetryPolicy, renew
 from .lane import EndpointState, Lane
 from .ledger import Ledger, Settings

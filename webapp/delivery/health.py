@@ -20,7 +20,7 @@ import datetime as dt
 import email.utils
 from dataclasses import dataclass
 
-from ..models import FAILING, HEALTHY
+from ..storage.models import FAILING, HEALTHY
 
 # Five in a row: a receiver that fails a third of its requests at random is flaky, not down
 # (five in a row happen there once in 400 attempts, and the next success ends it).

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
-from ..models import HEALTHY, utcnow
+from ..storage.models import HEALTHY, utcnow
 from . import claims
 from . import health as rules
 from .claims import RetryPolicy

@@ -18,16 +18,21 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProxyError,
+    ReadTimeoutError,
+)
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import (ConnectTimeoutError, NameResolutionError, NewConnectionError, ProxyError,
-                                ReadTimeoutError)
 from urllib3.util import Timeout
 
-from ..models import utcnow
-from ..urlguard import ForbiddenTarget
+from ..storage.models import utcnow
 from . import deadline
 from .deadline import DeadlineExceeded
 from .transport import Transport
+from .urlguard import ForbiddenTarget
 
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ..extensions import db
-from ..models import utcnow
+from ..storage.models import utcnow
 from . import claims, dispatch
 from .claims import RetryPolicy
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..crypto import secret_box
-from ..models import Endpoint
+from ..storage.crypto import secret_box
+from ..storage.models import Endpoint
 
 
 @dataclass(frozen=True)

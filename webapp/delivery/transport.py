@@ -20,12 +20,16 @@ import threading
 from urllib3 import BaseHTTPResponse, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+)
 from urllib3.util import Timeout, parse_url
 
-from ..urlguard import ForbiddenTarget, forbidden_reason
 from . import deadline, names
 from .names import Resolver, dns_servers_resolver, system_resolver
+from .urlguard import ForbiddenTarget, forbidden_reason
 
 POOL_SIZE = 128  # idle keep-alive connections kept per host
 HOSTS = 1024     # hosts whose pools are kept (the least used beyond that are closed)

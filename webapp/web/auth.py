@@ -11,8 +11,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user
 
-from . import operator_sessions
-from .models import User
+from ..domain import operator_sessions
+from ..storage.models import User
 
 PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
 PUBLIC_BLUEPRINTS = {"api"}

@@ -10,8 +10,9 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from .errors import InvalidInput
-from .extensions import db
+from ..config import PROJECT_ROOT
+from ..errors import InvalidInput
+from ..extensions import db
 
 
 def register(app: Flask) -> None:
@@ -23,9 +24,9 @@ def register(app: Flask) -> None:
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)), show_default="$PORT or 5000")
 def run_all(port: int) -> None:
     """Migrate, then run Redis (embedded unless REDIS_URL), a worker and the web app."""
-    from . import PROJECT_ROOT
+    from ..domain.users import count
+    from ..domain.users import create_user as make_user
     from .supervisor import Supervisor
-    from .users import count, create_user as make_user
 
     upgrade(directory=str(PROJECT_ROOT / "migrations"))
     if count() == 0:
@@ -43,7 +44,7 @@ def run_all(port: int) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def create_user(email: str, password: str) -> None:
     """Create an operator who can log in to the web UI."""
-    from .users import create_user as make_user
+    from ..domain.users import create_user as make_user
 
     try:
         user = make_user(email, password)
@@ -57,7 +58,7 @@ def create_user(email: str, password: str) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def set_password(email: str, password: str) -> None:
     """Change an operator's password; their open sessions end."""
-    from .users import set_password as change
+    from ..domain.users import set_password as change
 
     try:
         ended = change(email, password)
@@ -70,7 +71,7 @@ def set_password(email: str, password: str) -> None:
 @click.argument("email")
 def remove_user(email: str) -> None:
     """Remove an operator; their open sessions end."""
-    from .users import remove
+    from ..domain.users import remove
 
     try:
         ended = remove(email)
@@ -83,7 +84,7 @@ def remove_user(email: str) -> None:
 @click.argument("name")
 def create_token(name: str) -> None:
     """Create an API token; it is printed once, as the last line."""
-    from .tokens import create_token as make_token
+    from ..domain.tokens import create_token as make_token
 
     try:
         token = make_token(name)
@@ -96,7 +97,7 @@ def create_token(name: str) -> None:
 @click.command("sweep")
 def sweep() -> None:
     """Recover lost claims and re-enqueue due messages now."""
-    from .delivery.sweep import sweep as run_sweep
+    from ..delivery.sweep import sweep as run_sweep
 
     report = run_sweep()
     click.echo(f"recovered {report.recovered} claims, kicked {report.kicked} endpoints")
@@ -106,7 +107,7 @@ def sweep() -> None:
 @click.option("--days", type=int, default=None, help="retention in days (default WEBHOOKS_RETENTION_DAYS)")
 def purge(days: int | None) -> None:
     """Delete log entries older than the retention period."""
-    from .retention import purge as run_purge
+    from ..domain.logbook.retention import purge as run_purge
 
     report = run_purge(days if days is not None else current_app.config["WEBHOOKS_RETENTION_DAYS"])
     click.echo(f"deleted {report.messages} messages, {report.attempts} attempts, {report.events} events")
@@ -115,8 +116,8 @@ def purge(days: int | None) -> None:
 @click.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored secret with the first key of WEBHOOKS_ENCRYPTION_KEY."""
-    from .crypto import secret_box
-    from .models import Endpoint
+    from ..storage.crypto import secret_box
+    from ..storage.models import Endpoint
 
     box = secret_box()
     endpoints = db.session.scalars(select(Endpoint).where(Endpoint.auth_secret_encrypted.is_not(None))).all()

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ..endpoint_health import waiting_reason
+from ..domain.endpoint_health import waiting_reason
+from ..domain.logbook import export
+from ..domain.logbook.filters import LogFilter, count_failed, page
+from ..domain.logbook.resend import StillBeingDelivered, bulk_resend, resend
 from ..errors import InvalidInput
 from ..extensions import db
-from ..ids import parse_id
-from ..logbook import export
-from ..logbook.filters import LogFilter, count_failed, page
-from ..logbook.resend import StillBeingDelivered, bulk_resend, resend
-from ..models import STATUSES, Attempt, Endpoint, Message
+from ..storage.models import STATUSES, Attempt, Endpoint, Message
+from .ids import parse_id
 
 bp = Blueprint("log", __name__, url_prefix="/log")
 

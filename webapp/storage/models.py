@@ -10,10 +10,21 @@ import datetime as dt
 import json
 import uuid
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from ..extensions import db
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -55,7 +66,7 @@ class Endpoint(db.Model):
     auth_algo_prefix: Mapped[str | None] = mapped_column(String(32))
     auth_vendor_key: Mapped[str | None] = mapped_column(String(32))
     auth_filename_format: Mapped[str | None] = mapped_column(String(512))
-    # Basic password or AWS secret key, Fernet-encrypted (see webapp.crypto).
+    # Basic password or AWS secret key, Fernet-encrypted (see webapp.storage.crypto).
     auth_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     # Held by the one job that delivers a queue-batches-off endpoint in order.
     lease_owner: Mapped[str | None] = mapped_column(String(36))

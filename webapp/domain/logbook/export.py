@@ -12,8 +12,8 @@ from typing import Iterator
 
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import Endpoint, Message
+from ...extensions import db
+from ...storage.models import Endpoint, Message
 from .filters import LogFilter, apply
 
 DELIMITERS = {"csv": ",", "psv": "|"}

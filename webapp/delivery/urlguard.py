@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import idna
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 MAX_URL_LENGTH = 2048
 

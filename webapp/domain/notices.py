@@ -17,9 +17,9 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app
 from sqlalchemy import or_, select, update
 
+from ..extensions import db
+from ..storage.models import FAILING, HEALTHY, Endpoint
 from .endpoint_health import describe
-from .extensions import db
-from .models import FAILING, HEALTHY, Endpoint
 
 log = logging.getLogger(__name__)
 

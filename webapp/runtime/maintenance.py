@@ -11,11 +11,11 @@ import threading
 from flask import Flask
 from redis.exceptions import RedisError
 
-from .delivery.sweep import sweep
-from .extensions import db
-from .notices import send_notices
-from .queueing import redis_connection
-from .retention import purge
+from ..delivery.sweep import sweep
+from ..domain.logbook.retention import purge
+from ..domain.notices import send_notices
+from ..extensions import db
+from ..storage.queueing import redis_connection
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from sqlalchemy import Select, exists, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from ..delivery import dispatch
-from ..extensions import db
-from ..models import FAILED, PENDING_STATUSES, QUEUED, Message, utcnow
+from ...delivery import dispatch
+from ...extensions import db
+from ...storage.models import FAILED, PENDING_STATUSES, QUEUED, Message, utcnow
 from .filters import LogFilter, apply
 
 BULK_BATCH = 500

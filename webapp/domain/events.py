@@ -16,11 +16,11 @@ from typing import Any, Iterable
 from flask import current_app
 from sqlalchemy import insert
 
-from .delivery import dispatch
-from .errors import InvalidInput
-from .extensions import db
-from .models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
-from .text_rules import control_character_problem, unencodable_problem
+from ..delivery import dispatch
+from ..errors import InvalidInput
+from ..extensions import db
+from ..storage.models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
+from ..text_rules import control_character_problem, unencodable_problem
 
 ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 MAX_ACTION_LENGTH = 100

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import Select, func, select
 
-from ..errors import InvalidInput
-from ..extensions import db
-from ..ids import MAX_ID, parse_id
-from ..models import STATUSES, Message
-from ..text_rules import control_character_problem
+from ...errors import InvalidInput
+from ...extensions import db
+from ...storage.models import STATUSES, Message
+from ...text_rules import control_character_problem
+from ...web.ids import MAX_ID, parse_id
 
 PAGE_SIZE = 50
 CODE_PATTERN = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|none")

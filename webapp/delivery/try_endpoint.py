@@ -11,7 +11,17 @@ from flask import current_app
 from sqlalchemy import insert
 
 from ..extensions import db
-from ..models import DONE, FAILED, Attempt, Endpoint, Event, Message, new_event_id, response_class, utcnow
+from ..storage.models import (
+    DONE,
+    FAILED,
+    Attempt,
+    Endpoint,
+    Event,
+    Message,
+    new_event_id,
+    response_class,
+    utcnow,
+)
 from .attempt import make_attempt
 from .claims import attempt_row
 from .outgoing import MessageContent

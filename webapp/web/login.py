@@ -3,15 +3,24 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from .. import operator_sessions, users
-from ..auth import Operator, limiter, login_rate_limit
-from ..forms import BrowserForm, PlainText
+from ..domain import operator_sessions, users
 from ..text_rules import CONTROL_CHARACTERS
+from .auth import Operator, limiter, login_rate_limit
+from .forms import BrowserForm, PlainText
 
 bp = Blueprint("login", __name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, exists, select
 
-from .extensions import db
-from .models import Attempt, Event, Message, utcnow
+from ...extensions import db
+from ...storage.models import Attempt, Event, Message, utcnow
 
 
 @dataclass(frozen=True)

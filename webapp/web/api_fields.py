@@ -7,12 +7,18 @@ document at once.
 """
 from __future__ import annotations
 
-from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.fields.core import UnboundField
 from wtforms.validators import DataRequired, Length
 
 from ..errors import InvalidInput
-from ..forms import EndpointForm, WholeNumberField
+from .forms import EndpointForm, WholeNumberField
 
 
 def endpoint_fields() -> dict[str, UnboundField]:

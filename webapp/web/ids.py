@@ -11,7 +11,7 @@ import re
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 MAX_ID = 2**31 - 1        # Integer primary keys (endpoints): PostgreSQL int4
 MAX_BIG_ID = 2**63 - 1    # BigId primary keys (messages, attempts): PostgreSQL int8

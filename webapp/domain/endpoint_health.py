@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import func, select
 
-from .delivery.health import Health
-from .extensions import db
-from .models import FAILING, QUEUED, RESENT, Endpoint, Message, StatsMinute, utcnow
+from ..delivery.health import Health
+from ..extensions import db
+from ..storage.models import (
+    FAILING,
+    QUEUED,
+    RESENT,
+    Endpoint,
+    Message,
+    StatsMinute,
+    utcnow,
+)
 
 STATE_LABELS = {"healthy": "Healthy", "failing": "Failing", "waiting": "Waiting", "disabled": "Disabled"}
 

@@ -16,8 +16,8 @@ import secrets
 from flask import current_app
 from sqlalchemy import delete, select
 
-from .extensions import db
-from .models import OperatorSession, User, utcnow
+from ..extensions import db
+from ..storage.models import OperatorSession, User, utcnow
 
 
 def _hash(token: str) -> str:

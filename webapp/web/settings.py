@@ -8,17 +8,33 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import func, select
 
-from .. import endpoint_health
-from .. import endpoints as endpoint_service
-from ..delivery.test_send import send_test
+from ..delivery.try_endpoint import send_test
+from ..domain import endpoint_health
+from ..domain import endpoints as endpoint_service
 from ..extensions import db
-from ..forms import ALL_ACTIONS, AUTH_FIELDS, AUTH_LABELS, SECRET_FIELDS, EndpointForm, action_label
-from ..models import PENDING_STATUSES, Endpoint, Message
+from ..storage.models import PENDING_STATUSES, Endpoint, Message
+from .forms import (
+    ALL_ACTIONS,
+    AUTH_FIELDS,
+    AUTH_LABELS,
+    SECRET_FIELDS,
+    EndpointForm,
+    action_label,
+)
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

@@ -1,16 +1,22 @@
 """Create, update and describe endpoints; shared by the settings page and the API."""
 from __future__ import annotations
 
-
 from sqlalchemy import Select, func, select
 
+from ..delivery import dispatch
+from ..extensions import db
+from ..storage.crypto import secret_box
+from ..storage.models import (
+    FAILED,
+    HEALTHY,
+    PENDING_STATUSES,
+    Endpoint,
+    Message,
+    utcnow,
+)
+from ..web.forms import AUTH_FIELDS, EndpointForm
 from . import endpoint_health
-from .crypto import secret_box
-from .delivery import dispatch
-from .extensions import db
-from .forms import AUTH_FIELDS, EndpointForm
 from .logbook.resend import failed_not_resent, resend_all
-from .models import FAILED, HEALTHY, PENDING_STATUSES, Endpoint, Message, utcnow
 
 PLAIN_AUTH_FIELDS = ("username", "region", "service", "access_key_id", "algo_prefix", "vendor_key", "filename_format")
 

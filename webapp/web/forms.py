@@ -6,15 +6,21 @@ import re
 from flask import current_app, has_request_context, request
 from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS
-from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from .delivery.authenticate import AUTH_TYPES
-from .delivery.payload import FORM, JSON
-from .errors import InvalidInput
-from .text_rules import control_character_problem
-from .urlguard import MAX_URL_LENGTH, check_url
+from ..delivery.authenticate import AUTH_TYPES
+from ..delivery.payload import FORM, JSON
+from ..delivery.urlguard import MAX_URL_LENGTH, check_url
+from ..errors import InvalidInput
+from ..text_rules import control_character_problem
 
 ALL_ACTIONS = "*"
 MAX_TIMEOUT = 60
@@ -224,7 +230,7 @@ class EndpointForm(BrowserForm):
         return ok
 
     def _validate_filename_format(self) -> bool:
-        from .signing.s3 import check_filename_format
+        from ..signing.s3 import check_filename_format
 
         try:
             check_filename_format(self.filename_format.data)

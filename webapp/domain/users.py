@@ -7,11 +7,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..errors import InvalidInput
+from ..extensions import db
+from ..storage.models import User
+from ..text_rules import control_character_problem
 from . import operator_sessions
-from .errors import InvalidInput
-from .extensions import db
-from .models import User
-from .text_rules import control_character_problem
 
 MIN_PASSWORD_LENGTH = 8
 

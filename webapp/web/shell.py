@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import text
 
-from .. import endpoint_health
+from ..domain import endpoint_health
 from ..extensions import db
 
 bp = Blueprint("shell", __name__)

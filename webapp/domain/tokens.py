@@ -7,10 +7,10 @@ import secrets
 
 from sqlalchemy import select
 
-from .errors import InvalidInput
-from .extensions import db
-from .models import ApiToken, utcnow
-from .text_rules import control_character_problem
+from ..errors import InvalidInput
+from ..extensions import db
+from ..storage.models import ApiToken, utcnow
+from ..text_rules import control_character_problem
 
 PREFIX = "whk_"
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
-from ..events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
-from ..forms import ALL_ACTIONS, SECRET_FIELDS
-from ..models import STATUSES
+from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
+from ..storage.models import STATUSES
 from .api_fields import endpoint_fields, field_schema
+from .forms import ALL_ACTIONS, SECRET_FIELDS
 
 API_PREFIX = "/api/v1"
 BLUEPRINT = "api"

@@ -10,16 +10,16 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
-from .. import endpoints as endpoint_service
+from ..domain import endpoints as endpoint_service
+from ..domain.events import emit
+from ..domain.logbook.resend import StillBeingDelivered, resend
+from ..domain.tokens import find_token
 from ..errors import InvalidInput
-from ..text_rules import unencodable_problem
-from ..events import emit
 from ..extensions import db
-from ..forms import EndpointForm
-from ..logbook.resend import StillBeingDelivered, resend
-from ..models import Endpoint, Message
-from ..tokens import find_token
+from ..storage.models import Endpoint, Message
+from ..text_rules import unencodable_problem
 from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
+from .forms import EndpointForm
 from .openapi import document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
