@@ -89,7 +89,8 @@ def isolation(database: DatabaseKind, fast_url: str, *, workers: int, seconds: f
 def delivered_count(endpoint_id: int) -> int:
     from sqlalchemy import func
 
-    from webapp.storage.models import DONE, Message
+    from webapp.storage.models import Message
+    from webapp.storage.statuses import DONE
 
     return scalar(select(func.count()).select_from(Message)
                   .where(Message.endpoint_id == endpoint_id, Message.status == DONE))
@@ -151,7 +152,8 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
 def failed_count(endpoint_id: int) -> int:
     from sqlalchemy import func
 
-    from webapp.storage.models import FAILED, Message
+    from webapp.storage.models import Message
+    from webapp.storage.statuses import FAILED
 
     return scalar(select(func.count()).select_from(Message)
                   .where(Message.endpoint_id == endpoint_id, Message.status == FAILED))

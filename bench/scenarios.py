@@ -99,7 +99,8 @@ def scalar(query):
 
 
 def pending_messages() -> int:
-    from webapp.storage.models import PENDING_STATUSES, Message
+    from webapp.storage.models import Message
+    from webapp.storage.statuses import PENDING_STATUSES
 
     return scalar(select(func.count()).select_from(Message).where(Message.status.in_(PENDING_STATUSES)))
 

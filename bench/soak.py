@@ -39,11 +39,12 @@ from tests.support.factories import make_endpoint
 from tests.support.soak_receiver import SoakReceiver, SoakStats
 from tests.support.waiting import wait_until
 from webapp import create_app
-from webapp.delivery.claims import LOST_ATTEMPT_ERROR
+from webapp.delivery.records import LOST_ATTEMPT_ERROR
 from webapp.domain.events import emit_many
 from webapp.extensions import db
 from webapp.runtime.embedded_redis import EmbeddedRedis
-from webapp.storage.models import DONE, FAILED, Attempt, Message
+from webapp.storage.models import Attempt, Message
+from webapp.storage.statuses import DONE, FAILED
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,7 +36,8 @@ from webapp.domain.events import emit
 from webapp.domain.tokens import create_token
 from webapp.extensions import db
 from webapp.storage.crypto import secret_box
-from webapp.storage.models import DONE, FAILED, Attempt, Endpoint
+from webapp.storage.models import Attempt, Endpoint
+from webapp.storage.statuses import DONE, FAILED
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,7 @@ from tests.support.factories import attempts_of, final, make_endpoint, reload_me
 from tests.support.receiver import Receiver, refused_url
 from webapp.domain.events import emit
 from webapp.extensions import db
-from webapp.storage.models import DONE, FAILED
+from webapp.storage.statuses import DONE, FAILED
 
 pytestmark = pytest.mark.db
 

@@ -14,7 +14,8 @@ from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
 from webapp.domain.events import emit, emit_many
 from webapp.extensions import db
-from webapp.storage.models import DONE, FAILED, QUEUED, Endpoint, Message
+from webapp.storage.models import Endpoint, Message
+from webapp.storage.statuses import DONE, FAILED, QUEUED
 
 pytestmark = pytest.mark.db
 

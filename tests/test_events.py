@@ -9,7 +9,8 @@ from webapp.domain.events import emit, emit_many
 from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
 from webapp.extensions import db
-from webapp.storage.models import QUEUED, Event, Message
+from webapp.storage.models import Event, Message
+from webapp.storage.statuses import QUEUED
 
 pytestmark = pytest.mark.db
 

@@ -10,10 +10,10 @@ from rq import Queue
 from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
-from webapp.delivery.claims import LOST_ATTEMPT_ERROR
+from webapp.delivery.records import LOST_ATTEMPT_ERROR
 from webapp.domain.events import emit_many
 from webapp.runtime.embedded_redis import EmbeddedRedis
-from webapp.storage.models import DONE
+from webapp.storage.statuses import DONE
 
 pytestmark = pytest.mark.db
 

@@ -11,7 +11,8 @@ from tests.support.receiver import Receiver
 from webapp.domain.events import emit
 from webapp.domain.tokens import create_token
 from webapp.extensions import db
-from webapp.storage.models import FAILED, Attempt, Endpoint
+from webapp.storage.models import Attempt, Endpoint
+from webapp.storage.statuses import FAILED
 
 pytestmark = pytest.mark.db
 

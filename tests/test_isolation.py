@@ -15,7 +15,7 @@ from tests.support.factories import final, make_endpoint
 from tests.support.misbehaving import RawServer, hang
 from tests.support.receiver import Receiver
 from webapp.domain.events import emit, emit_many
-from webapp.storage.models import DONE
+from webapp.storage.statuses import DONE
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

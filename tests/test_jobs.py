@@ -13,7 +13,8 @@ from rq.job import Job, JobStatus
 from tests.support.factories import final, make_endpoint
 from tests.support.waiting import wait_until
 from webapp.extensions import db
-from webapp.storage.models import DONE, Event
+from webapp.storage.models import Event
+from webapp.storage.statuses import DONE
 
 pytestmark = pytest.mark.db
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from tests.support.factories import make_endpoint
-from webapp.delivery.claims import attempt_row
-from webapp.delivery.send import Outcome
+from webapp.delivery.outcome import Outcome
+from webapp.delivery.records import attempt_row
 from webapp.extensions import db
 from webapp.storage.models import Attempt, Event, Message, response_class, utcnow
 

@@ -10,7 +10,7 @@ import pytest
 from tests.support.attempts import attempt
 from tests.support.receiver import Receiver, refused_url
 from tests.support.tls_server import SelfSignedHTTPS
-from webapp.delivery.claims import RetryPolicy
+from webapp.storage.statuses import RetryPolicy
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from tests.support.receiver import Receiver, refused_url
 from webapp.domain.events import emit
 from webapp.extensions import db
 from webapp.storage.crypto import secret_box
-from webapp.storage.models import FAILED, Attempt, Endpoint, Message
+from webapp.storage.models import Attempt, Endpoint, Message
+from webapp.storage.statuses import FAILED
 
 pytestmark = pytest.mark.db
 

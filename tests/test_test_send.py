@@ -5,7 +5,8 @@ from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver, refused_url
 from webapp.delivery.try_endpoint import send_test
 from webapp.extensions import db
-from webapp.storage.models import DONE, FAILED, Attempt
+from webapp.storage.models import Attempt
+from webapp.storage.statuses import DONE, FAILED
 
 pytestmark = pytest.mark.db
 

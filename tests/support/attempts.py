@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 from webapp.delivery.names import Resolver, system_resolver
-from webapp.delivery.send import Outcome, OutgoingRequest, send
+from webapp.delivery.outcome import Outcome
+from webapp.delivery.send import OutgoingRequest, send
 from webapp.delivery.transport import Transport
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from tests.support.waiting import wait_until
 from webapp.extensions import db
 from webapp.storage.crypto import secret_box
-from webapp.storage.models import DONE, FAILED, Attempt, Endpoint, Message
+from webapp.storage.models import Attempt, Endpoint, Message
+from webapp.storage.statuses import DONE, FAILED
 
 
 def make_endpoint(url: str, *, actions=("*",), secret: str | None = None, **settings) -> Endpoint:

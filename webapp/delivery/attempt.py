@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 
 from ..storage.models import utcnow
+from .outcome import Outcome, not_sent
 from .outgoing import MessageContent, build_request
-from .send import Outcome, build_failure, not_sent, send
+from .send import build_failure, send
 from .target import Target
 from .transport import Transport
 

@@ -1,11 +1,11 @@
-"""The database side of delivery: claim due messages, write outcomes, recover lost claims.
+"""Claims: lease due messages (and the single-flight lease of an ordered endpoint), give back, renew.
 
 A claim is a lease: one conditional UPDATE marks up to N due messages as held
 by one worker process (``lease_owner``) until ``lease_until``. Outcomes are
-written only while the lease is still ours, and count the attempt then: a
-claimed message that was never tried (its endpoint started failing first) is
-released uncounted. If the process dies, the sweep turns its expired leases
-into interrupted attempts and makes the messages due again.
+written only while the lease is still ours, and count the attempt then
+(``records``): a claimed message that was never tried (its endpoint started
+failing first) is released uncounted. If the process dies, the sweep turns its
+expired leases into interrupted attempts and makes the messages due again.
 
 Every function takes the SQLAlchemy Core connection of the caller's
 transaction: the ledger runs many of them in one commit.
@@ -13,78 +13,35 @@ transaction: the ledger runs many of them in one commit.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import (
     Connection,
     bindparam,
-    case,
     exists,
-    func,
-    insert,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..storage.models import (
-    DONE,
-    DURATION_BUCKETS_MS,
-    FAILED,
-    FAILING,
-    HEALTHY,
-    PENDING_STATUSES,
-    QUEUED,
-    RESENT,
-    Attempt,
     Endpoint,
     Event,
     Message,
-    StatsHour,
-    StatsMinute,
-    response_class,
 )
+from ..storage.statuses import PENDING_STATUSES, QUEUED, RESENT
 from . import health as rules
 from .health import Health
 from .outgoing import MessageContent
-from .send import Outcome
 
 # How many messages one claim takes: a run sent in order, or one lane's share of a parallel batch.
 ORDERED_BATCH = 50
 BATCH_PER_LANE = 64
 
-LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording an outcome (lease expired)"
-
 MESSAGE = Message.__table__
 EVENT = Event.__table__
-ATTEMPT = Attempt.__table__
 ENDPOINT = Endpoint.__table__
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    interval: float
-
-    @classmethod
-    def from_config(cls, config) -> RetryPolicy:
-        return cls(int(config["WEBHOOKS_MAX_ATTEMPTS"]), float(config["WEBHOOKS_RETRY_INTERVAL"]))
-
-    def next_status(self, succeeded: bool, attempt_number: int) -> str:
-        if succeeded:
-            return DONE
-        return FAILED if attempt_number >= self.max_attempts else RESENT
-
-    def after_interruption(self, attempt_number: int) -> str:
-        """An interrupted attempt counts as unsuccessful, but its outcome is unknown: the
-        receiver may have answered 2xx. So a message never ends failed on one; an interrupted
-        last attempt gets one more try (and a message that keeps killing workers still ends)."""
-        return FAILED if attempt_number > self.max_attempts else RESENT
 
 
 # --------------------------------------------------------------------------- the endpoint
@@ -270,214 +227,3 @@ ACQUIRE_ORDER = (update(ENDPOINT).where(ENDPOINT.c.id.in_(select(_FREE_FOR_ORDER
 def release_endpoints(conn: Connection, endpoint_ids: list[int], owner: str) -> None:
     if endpoint_ids:
         conn.execute(RELEASE_ORDER, {"b_ids": endpoint_ids, "b_owner": owner})
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-@dataclass(frozen=True)
-class Written:
-    """What writing a batch of outcomes decided, for the caller's timers and health view."""
-
-    retry_times: list[dt.datetime]
-    signals: list[rules.Signal]
-
-
-RECORD_STATUS = (
-    update(MESSAGE)
-    .where(MESSAGE.c.id == bindparam("b_id"), MESSAGE.c.lease_owner == bindparam("b_owner"))
-    .values(status=bindparam("status"), attempts=bindparam("attempts"),
-            response_code=bindparam("response_code"), response_class=bindparam("response_class"),
-            last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"),
-            lease_owner=None, lease_until=None)
-)
-
-
-def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageContent, Outcome]]],
-                policy: RetryPolicy, max_retry_after: float) -> list[Written]:
-    """Store the attempts and the messages' new statuses (only where the lease is still ours), for
-    several batches in two statements; what each batch decided, in batch order."""
-    attempt_rows, status_rows, written = [], [], []
-    for results in batches:
-        retry_times, signals = [], []
-        for content, outcome in sorted(results, key=lambda pair: pair[1].finished_at):
-            number = content.attempt_number
-            attempt_rows.append(attempt_row(content.message_id, number, outcome))
-            status = policy.next_status(outcome.succeeded, number)
-            item = rules.signal(outcome.succeeded, outcome.response_code, outcome.header("Retry-After"),
-                                outcome.error, outcome.finished_at, max_retry_after)
-            signals.append(item)
-            next_at = None
-            if status == RESENT:
-                next_at = outcome.finished_at + dt.timedelta(seconds=policy.interval)
-                if item.wait_until and item.wait_until > next_at:
-                    next_at = item.wait_until
-                retry_times.append(next_at)
-            status_rows.append({
-                "b_id": content.message_id, "b_owner": owner, "status": status, "attempts": number,
-                "response_code": outcome.response_code, "response_class": response_class(outcome.response_code),
-                "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
-            })
-        written.append(Written(retry_times, signals))
-    if attempt_rows:
-        # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"), not one by one.
-        conn.execute(insert(ATTEMPT).returning(ATTEMPT.c.id), attempt_rows)
-        conn.execute(RECORD_STATUS, status_rows)
-    return written
-
-
-def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
-    """An attempt as a row for ``insert(ATTEMPT)`` (column names, not attribute names)."""
-    return {
-        "message_id": message_id,
-        "number": number,
-        "started_at": outcome.started_at,
-        "duration_ms": outcome.duration_ms,
-        "request_method": outcome.request_method,
-        "request_url": outcome.request_url,
-        "request_headers": json.dumps(outcome.request_headers),
-        "request_body": outcome.request_body,
-        "response_code": outcome.response_code,
-        "response_headers": json.dumps(outcome.response_headers),
-        "response_body": outcome.response_body,
-        "response_truncated": outcome.response_truncated,
-        "error": outcome.error,
-    }
-
-
-def apply_health(conn: Connection, endpoint_id: int, delta: rules.Change, now: dt.datetime,
-                 disable_after: float) -> Health | None:
-    """Write what a run of outcomes says about the endpoint; returns its health after."""
-    count = ENDPOINT.c.consecutive_failures
-    new_count = delta.consecutive_failures if delta.reset else count + delta.consecutive_failures
-    values = {
-        "consecutive_failures": new_count,
-        "health": (FAILING if delta.consecutive_failures >= rules.FAILURES_BEFORE_FAILING else HEALTHY) if delta.reset
-        else _case_failing(new_count),
-    }
-    if delta.reset:
-        values["failing_since"] = delta.failing_since
-        values["last_success_at"] = delta.last_success_at
-    elif delta.failing_since is not None:
-        values["failing_since"] = _coalesce(ENDPOINT.c.failing_since, delta.failing_since)
-    if delta.last_error is not None:
-        values["last_error"] = delta.last_error[:2000]
-        values["last_error_at"] = delta.last_error_at
-    if delta.retry_after_until is not None:
-        values["retry_after_until"] = delta.retry_after_until
-    row = conn.execute(update(ENDPOINT).where(ENDPOINT.c.id == endpoint_id).values(**values)
-                       .returning(*HEALTH_COLUMNS)).first()
-    if row is None:
-        return None
-    if delta.gone_at is not None:
-        disable(conn, endpoint_id, rules.GONE_REASON, now)
-    elif rules.failing_too_long(health_of(row), now, disable_after):
-        disable(conn, endpoint_id, rules.disabled_after_reason(disable_after), now)
-    else:
-        return health_of(row)
-    return health_of(conn.execute(select(*HEALTH_COLUMNS).where(ENDPOINT.c.id == endpoint_id)).first())
-
-
-def _case_failing(count):
-    return case((count >= rules.FAILURES_BEFORE_FAILING, FAILING), else_=HEALTHY)
-
-
-def _coalesce(column, value):
-    return func.coalesce(column, value)
-
-
-def disable(conn: Connection, endpoint_id: int, reason: str, now: dt.datetime, by: str | None = None) -> bool:
-    """Disable an enabled endpoint, remembering why, by whom, and since when it was down."""
-    return conn.execute(
-        update(ENDPOINT).where(ENDPOINT.c.id == endpoint_id, ENDPOINT.c.enabled.is_(True))
-        .values(enabled=False, disabled_reason=reason, disabled_by=by, disabled_at=now,
-                outage_from=_coalesce(ENDPOINT.c.failing_since, now), outage_to=None)
-    ).rowcount == 1
-
-
-# --------------------------------------------------------------------------- rollups
-
-
-STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
-_UPSERTS: dict[tuple[str, str], object] = {}
-
-
-def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
-              policy: RetryPolicy) -> None:
-    """Count outcomes into the per-minute and per-hour rollups: one statement per table, rows in key order."""
-    for table, width in ((StatsMinute.__table__, "minute"), (StatsHour.__table__, "hour")):
-        buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
-        for endpoint_id, results in results_by_endpoint.items():
-            for content, outcome in results:
-                start = outcome.started_at.replace(second=0, microsecond=0)
-                if width == "hour":
-                    start = start.replace(minute=0)
-                counts = buckets[endpoint_id, start]
-                status = policy.next_status(outcome.succeeded, content.attempt_number)
-                counts["attempts"] += 1
-                counts["succeeded"] += outcome.succeeded
-                counts["done"] += status == DONE
-                counts["failed"] += status == FAILED
-                counts["retried"] += status == RESENT
-                counts["duration_ms"] += outcome.duration_ms
-                counts[f"d{duration_bucket(outcome.duration_ms)}"] += 1
-        rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]
-        if rows:
-            conn.execute(_upsert_statement(conn.dialect.name, table), rows)
-
-
-def _upsert_statement(dialect: str, table):
-    key = (dialect, table.name)
-    if key not in _UPSERTS:
-        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-        _UPSERTS[key] = statement.on_conflict_do_update(
-            index_elements=["endpoint_id", "start"],
-            set_={name: table.c[name] + statement.excluded[name] for name in STAT_COLUMNS},
-        )
-    return _UPSERTS[key]
-
-
-def duration_bucket(duration_ms: int) -> int:
-    for index, bound in enumerate(DURATION_BUCKETS_MS):
-        if duration_ms <= bound:
-            return index
-    return len(DURATION_BUCKETS_MS)
-
-
-# --------------------------------------------------------------------------- the sweep
-
-
-def recover_expired_leases(conn: Connection, policy: RetryPolicy, now: dt.datetime, limit: int = 500) -> int:
-    """Count each expired claim as an interrupted attempt and make the message due again."""
-    stale = conn.execute(
-        select(MESSAGE.c.id, MESSAGE.c.lease_owner, MESSAGE.c.attempts, MESSAGE.c.lease_until)
-        .where(MESSAGE.c.lease_owner.is_not(None), MESSAGE.c.lease_until < now)
-        .order_by(MESSAGE.c.lease_until)
-        .limit(limit)
-    ).all()
-    recovered = 0
-    for message_id, owner, attempts, lease_until in stale:
-        number = attempts + 1
-        status = policy.after_interruption(number)
-        changed = conn.execute(
-            update(MESSAGE)
-            .where(MESSAGE.c.id == message_id, MESSAGE.c.lease_owner == owner)
-            .values(status=status, attempts=number, lease_owner=None, lease_until=None, response_code=None,
-                    response_class=None, last_attempt_at=lease_until,
-                    next_attempt_at=now if status == RESENT else None)
-        ).rowcount
-        if changed:
-            lost = Outcome(started_at=lease_until, duration_ms=0, request_method="POST", request_url="",
-                           request_headers=[], request_body="", error=LOST_ATTEMPT_ERROR)
-            conn.execute(insert(ATTEMPT), [attempt_row(message_id, number, lost)])
-            recovered += 1
-    return recovered
-
-
-def endpoints_with_due_work(conn: Connection, cutoff: dt.datetime) -> list:
-    """Enabled endpoints (their rows) with unleased messages due since before ``cutoff``."""
-    due = select(MESSAGE.c.endpoint_id).where(
-        MESSAGE.c.next_attempt_at <= cutoff, MESSAGE.c.lease_owner.is_(None)).distinct()
-    return conn.execute(
-        select(ENDPOINT).where(ENDPOINT.c.id.in_(due), ENDPOINT.c.enabled.is_(True), ENDPOINT.c.deleted_at.is_(None))
-    ).all()

@@ -25,7 +25,8 @@ from flask import Flask
 
 from ..extensions import db
 from ..storage.models import utcnow
-from .claims import RetryPolicy, renew
+from ..storage.statuses import RetryPolicy
+from .claims import renew
 from .lane import EndpointState, Lane
 from .ledger import Ledger, Settings
 from .transport import Transport

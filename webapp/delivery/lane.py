@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..storage.models import utcnow
+from ..storage.statuses import RetryPolicy
 from . import claims, dispatch
 from .attempt import make_attempt
-from .claims import RetryPolicy
 from .health import ALL_DUE, FAILURES_BEFORE_FAILING, Health, retry_after_time
 from .ledger import Claimed, Recorded
+from .outcome import Outcome
 from .outgoing import MessageContent
-from .send import Outcome
 from .target import Target
 from .transport import Transport
 

@@ -28,12 +28,12 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
 from ..storage.models import HEALTHY, utcnow
-from . import claims
+from ..storage.statuses import RetryPolicy
+from . import claims, health_records, records, rollups
 from . import health as rules
-from .claims import RetryPolicy
 from .health import Health
+from .outcome import Outcome
 from .outgoing import MessageContent
-from .send import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,12 @@ class Ledger:
     def _transaction(self, conn: Connection, batch: list[_Request]) -> list[Any]:
         now = utcnow()
         answers: dict[int, Any] = {}
-        records = [r for r in batch if r.kind == "record"]
-        if records:
-            written = claims.record_many(conn, self.settings.owner, [r.payload[1] for r in records],
-                                         self.settings.policy, self.settings.max_retry_after)
-            healths = self._endpoint_updates(conn, records, written, now)
-            for r, decided in zip(records, written):
+        outcomes = [r for r in batch if r.kind == "record"]
+        if outcomes:
+            written = records.record_many(conn, self.settings.owner, [r.payload[1] for r in outcomes],
+                                          self.settings.policy, self.settings.max_retry_after)
+            healths = self._endpoint_updates(conn, outcomes, written, now)
+            for r, decided in zip(outcomes, written):
                 answers[id(r)] = Recorded(decided.retry_times, healths.get(r.payload[0]))
         # Releases before the claims, which may want what they free.
         owner = self.settings.owner
@@ -196,7 +196,7 @@ class Ledger:
             results[endpoint_id].extend(pairs)
             signals[endpoint_id].extend(decided.signals)
             known.setdefault(endpoint_id, health)
-        claims.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
+        rollups.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
         healths = {}
         for endpoint_id in sorted(results):
             delta = rules.change(sorted(signals[endpoint_id], key=lambda item: item.at))
@@ -204,7 +204,7 @@ class Ledger:
             if delta.is_noop and health.consecutive_failures == 0 and health.health == HEALTHY \
                     and health.retry_after_until is None:
                 continue  # the usual case, a healthy endpoint answering 2xx: nothing to write
-            healths[endpoint_id] = claims.apply_health(conn, endpoint_id, delta, now, self.settings.disable_after)
+            healths[endpoint_id] = health_records.apply_health(conn, endpoint_id, delta, now, self.settings.disable_after)
         return healths
 
     def _claims(self, conn: Connection, wanted: list[tuple[int, int]], now) -> list[Claimed]:

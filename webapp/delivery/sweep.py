@@ -12,11 +12,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import Connection, select
 
 from ..extensions import db
-from ..storage.models import utcnow
-from . import claims, dispatch
-from .claims import RetryPolicy
+from ..storage.models import Endpoint, Message, utcnow
+from ..storage.statuses import RetryPolicy
+from . import claims, dispatch, records
+
+MESSAGE = Message.__table__
+ENDPOINT = Endpoint.__table__
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,18 @@ def sweep() -> SweepReport:
     policy = RetryPolicy.from_config(config)
     now = utcnow()
     with db.engine.begin() as conn:
-        recovered = claims.recover_expired_leases(conn, policy, now)
+        recovered = records.recover_expired_leases(conn, policy, now)
     cutoff = now - dt.timedelta(seconds=float(config["WEBHOOKS_SWEEP_INTERVAL"]))
     with db.engine.connect() as conn:
-        candidates = [row.id for row in claims.endpoints_with_due_work(conn, cutoff)]
+        candidates = [row.id for row in endpoints_with_due_work(conn, cutoff)]
         due = [e for e in candidates if claims.claimable(conn, e, policy.interval, now)]
     return SweepReport(recovered=recovered, kicked=dispatch.kick(due))
+
+
+def endpoints_with_due_work(conn: Connection, cutoff: dt.datetime) -> list:
+    """Enabled endpoints (their rows) with unleased messages due since before ``cutoff``."""
+    due = select(MESSAGE.c.endpoint_id).where(
+        MESSAGE.c.next_attempt_at <= cutoff, MESSAGE.c.lease_owner.is_(None)).distinct()
+    return conn.execute(
+        select(ENDPOINT).where(ENDPOINT.c.id.in_(due), ENDPOINT.c.enabled.is_(True), ENDPOINT.c.deleted_at.is_(None))
+    ).all()

@@ -12,8 +12,6 @@ from sqlalchemy import insert
 
 from ..extensions import db
 from ..storage.models import (
-    DONE,
-    FAILED,
     Attempt,
     Endpoint,
     Event,
@@ -22,10 +20,11 @@ from ..storage.models import (
     response_class,
     utcnow,
 )
+from ..storage.statuses import after_test
 from .attempt import make_attempt
-from .claims import attempt_row
+from .outcome import Outcome
 from .outgoing import MessageContent
-from .send import Outcome
+from .records import attempt_row
 from .target import Target
 from .transport import Transport
 
@@ -49,7 +48,7 @@ def send_test(endpoint: Endpoint, action: str) -> TestResult:
     event.data_json = current_app.json.dumps(sample_data(action))
     message = Message(
         event=event, endpoint_id=endpoint.id, action=action, customer=SAMPLE_CUSTOMER,
-        status=FAILED, attempts=1, created_at=now, is_test=True,
+        status=after_test(succeeded=False), attempts=1, created_at=now, is_test=True,  # until its attempt says
     )
     db.session.add_all([event, message])
     db.session.flush()  # the message id goes into S3 keys and the log
@@ -60,7 +59,7 @@ def send_test(endpoint: Endpoint, action: str) -> TestResult:
         outcome = make_attempt(transport, target, content, config["WEBHOOKS_RESPONSE_BODY_LIMIT"])
     finally:
         transport.close()
-    message.status = DONE if outcome.succeeded else FAILED
+    message.status = after_test(outcome.succeeded)
     message.response_code = outcome.response_code
     message.response_class = response_class(outcome.response_code)
     message.last_attempt_at = outcome.started_at

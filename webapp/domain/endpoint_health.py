@@ -14,15 +14,8 @@ from sqlalchemy import func, select
 
 from ..delivery.health import Health
 from ..extensions import db
-from ..storage.models import (
-    FAILING,
-    QUEUED,
-    RESENT,
-    Endpoint,
-    Message,
-    StatsMinute,
-    utcnow,
-)
+from ..storage.models import FAILING, Endpoint, Message, StatsMinute, utcnow
+from ..storage.statuses import QUEUED, RESENT
 
 STATE_LABELS = {"healthy": "Healthy", "failing": "Failing", "waiting": "Waiting", "disabled": "Disabled"}
 

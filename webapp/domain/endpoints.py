@@ -6,14 +6,8 @@ from sqlalchemy import Select, func, select
 from ..delivery import dispatch
 from ..extensions import db
 from ..storage.crypto import secret_box
-from ..storage.models import (
-    FAILED,
-    HEALTHY,
-    PENDING_STATUSES,
-    Endpoint,
-    Message,
-    utcnow,
-)
+from ..storage.models import HEALTHY, Endpoint, Message, utcnow
+from ..storage.statuses import CANCELLED, PENDING_STATUSES
 from ..web.forms import AUTH_FIELDS, EndpointForm
 from . import endpoint_health
 from .logbook.resend import failed_not_resent, resend_all
@@ -164,7 +158,7 @@ def delete(endpoint: Endpoint) -> int:
     cancelled = (
         Message.query.filter(Message.endpoint_id == endpoint.id, Message.status.in_(PENDING_STATUSES),
                              Message.lease_owner.is_(None))
-        .update({"status": FAILED, "next_attempt_at": None}, synchronize_session=False)
+        .update({"status": CANCELLED, "next_attempt_at": None}, synchronize_session=False)
     )
     db.session.commit()
     return cancelled

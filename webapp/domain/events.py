@@ -19,7 +19,8 @@ from sqlalchemy import insert
 from ..delivery import dispatch
 from ..errors import InvalidInput
 from ..extensions import db
-from ..storage.models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
+from ..storage.models import Endpoint, Event, Message, new_event_id, utcnow
+from ..storage.statuses import NEW
 from ..text_rules import control_character_problem, unencodable_problem
 
 ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
@@ -136,7 +137,7 @@ def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
             if wants_all or item.action in wanted:
                 message_rows.append({
                     "event_id": event_id, "endpoint_id": endpoint_id, "action": item.action,
-                    "customer": item.customer, "status": QUEUED, "attempts": 0, "created_at": now,
+                    "customer": item.customer, "status": NEW, "attempts": 0, "created_at": now,
                     "next_attempt_at": now, "is_test": False,
                 })
     # Core on the session's connection (one transaction): the ORM's bulk path costs per row.

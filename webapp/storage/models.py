@@ -25,14 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from .statuses import FINAL_STATUSES, NEW
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-QUEUED, RESENT, DONE, FAILED = "queued", "resent", "done", "failed"
 HEALTHY, FAILING = "healthy", "failing"
-STATUSES = (QUEUED, RESENT, FAILED, DONE)
-PENDING_STATUSES = (QUEUED, RESENT)
 
 
 def response_class(code: int | None) -> int | None:
@@ -133,7 +131,7 @@ class Message(db.Model):
     # Copied from the event so the log filters without a join.
     action: Mapped[str] = mapped_column(String(100))
     customer: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(10), default=QUEUED)
+    status: Mapped[str] = mapped_column(String(10), default=NEW)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     response_code: Mapped[int | None] = mapped_column(Integer)
     # response_code // 100 (2 for 2xx ...), so the log's class filters use an index.
@@ -199,7 +197,7 @@ class Message(db.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in (DONE, FAILED)
+        return self.status in FINAL_STATUSES
 
 
 # Attempt durations are counted in these buckets (upper bounds, ms); the last one is open.

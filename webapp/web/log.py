@@ -30,7 +30,8 @@ from ..domain.logbook.filters import LogFilter, count_failed, page
 from ..domain.logbook.resend import StillBeingDelivered, bulk_resend, resend
 from ..errors import InvalidInput
 from ..extensions import db
-from ..storage.models import STATUSES, Attempt, Endpoint, Message
+from ..storage.models import Attempt, Endpoint, Message
+from ..storage.statuses import STATUSES
 from .ids import parse_id
 
 bp = Blueprint("log", __name__, url_prefix="/log")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
-from ..storage.models import STATUSES
+from ..storage.statuses import STATUSES
 from .api_fields import endpoint_fields, field_schema
 from .forms import ALL_ACTIONS, SECRET_FIELDS
 

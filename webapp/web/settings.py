@@ -26,7 +26,8 @@ from ..delivery.try_endpoint import send_test
 from ..domain import endpoint_health
 from ..domain import endpoints as endpoint_service
 from ..extensions import db
-from ..storage.models import PENDING_STATUSES, Endpoint, Message
+from ..storage.models import Endpoint, Message
+from ..storage.statuses import PENDING_STATUSES
 from .forms import (
     ALL_ACTIONS,
     AUTH_FIELDS,

@@ -15,7 +15,8 @@ from sqlalchemy import Select, func, select
 
 from ...errors import InvalidInput
 from ...extensions import db
-from ...storage.models import STATUSES, Message
+from ...storage.models import Message
+from ...storage.statuses import STATUSES
 from ...text_rules import control_character_problem
 from ...web.ids import MAX_ID, parse_id
 

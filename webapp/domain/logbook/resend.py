@@ -17,7 +17,8 @@ from sqlalchemy.orm import aliased
 
 from ...delivery import dispatch
 from ...extensions import db
-from ...storage.models import FAILED, PENDING_STATUSES, QUEUED, Message, utcnow
+from ...storage.models import Message, utcnow
+from ...storage.statuses import FAILED, NEW, PENDING_STATUSES
 from .filters import LogFilter, apply
 
 BULK_BATCH = 500
@@ -73,7 +74,7 @@ def queue_resend(message: Message) -> Message | None:
     now = utcnow()
     copy = Message(
         event_id=message.event_id, endpoint_id=message.endpoint_id, action=message.action,
-        customer=message.customer, status=QUEUED, attempts=0, created_at=now,
+        customer=message.customer, status=NEW, attempts=0, created_at=now,
         next_attempt_at=now, resend_of_id=message.id,
     )
     db.session.add(copy)
@@ -133,7 +134,7 @@ def resend_all(ids_query: Select) -> int:
         after = ids[-1]
         source = select(
             Message.event_id, Message.endpoint_id, Message.action, Message.customer,
-            literal(QUEUED), literal(0), literal(now), literal(now), Message.id, literal(False),
+            literal(NEW), literal(0), literal(now), literal(now), Message.id, literal(False),
         ).where(Message.id.in_(ids))
         columns = ["event_id", "endpoint_id", "action", "customer", "status", "attempts",
                    "created_at", "next_attempt_at", "resend_of_id", "is_test"]
