@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..storage.endpoint_lookups import live
 from ..storage.models import (
     Endpoint,
     Event,
@@ -56,8 +57,7 @@ def read_endpoint(conn: Connection, endpoint_id: int):
     return read_endpoints(conn, [endpoint_id]).get(endpoint_id)
 
 
-READ_ENDPOINTS = select(ENDPOINT).where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)),
-                                        ENDPOINT.c.deleted_at.is_(None))
+READ_ENDPOINTS = select(ENDPOINT).where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)), live())
 
 
 def read_endpoints(conn: Connection, endpoint_ids) -> dict:

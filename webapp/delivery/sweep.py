@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import Connection, select
 
 from ..extensions import db
+from ..storage.endpoint_lookups import deliverable
 from ..storage.models import Endpoint, Message, utcnow
 from ..storage.statuses import RetryPolicy
 from . import claims, dispatch, records
@@ -47,5 +48,5 @@ def endpoints_with_due_work(conn: Connection, cutoff: dt.datetime) -> list:
     due = select(MESSAGE.c.endpoint_id).where(
         MESSAGE.c.next_attempt_at <= cutoff, MESSAGE.c.lease_owner.is_(None)).distinct()
     return conn.execute(
-        select(ENDPOINT).where(ENDPOINT.c.id.in_(due), ENDPOINT.c.enabled.is_(True), ENDPOINT.c.deleted_at.is_(None))
+        select(ENDPOINT).where(ENDPOINT.c.id.in_(due), deliverable())
     ).all()

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from ..delivery.health import Health
 from ..extensions import db
+from ..storage.endpoint_lookups import live
 from ..storage.models import FAILING, Endpoint, Message, StatsMinute, utcnow
 from ..storage.statuses import QUEUED, RESENT
 
@@ -133,7 +134,7 @@ def attention() -> list[tuple[Endpoint, HealthView]]:
     """Endpoints that are failing, waiting or disabled, for the banner on every page."""
     now = utcnow()
     found = db.session.scalars(
-        select(Endpoint).where(Endpoint.deleted_at.is_(None))
+        select(Endpoint).where(live())
         .where((Endpoint.enabled.is_(False)) | (Endpoint.health == FAILING) | (Endpoint.retry_after_until > now))
         .order_by(Endpoint.id)
     ).all()

@@ -19,6 +19,7 @@ from sqlalchemy import insert
 from ..delivery import dispatch
 from ..errors import InvalidInput
 from ..extensions import db
+from ..storage.endpoint_lookups import deliverable
 from ..storage.models import Endpoint, Event, Message, new_event_id, utcnow
 from ..storage.statuses import NEW
 from ..text_rules import control_character_problem, unencodable_problem
@@ -164,6 +165,6 @@ def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
 def active_routes() -> list[tuple[int, str]]:
     """(id, actions JSON) of the endpoints that take new messages: a light read, even for thousands."""
     return db.session.execute(
-        db.select(Endpoint.id, Endpoint.actions_json).where(Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None))
+        db.select(Endpoint.id, Endpoint.actions_json).where(deliverable())
     ).all()
 

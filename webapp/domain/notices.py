@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from ..extensions import db
+from ..storage.endpoint_lookups import live
 from ..storage.models import FAILING, HEALTHY, Endpoint
 from .endpoint_health import describe
 
@@ -44,7 +45,7 @@ def send_notices() -> int:
     if not url or not recipients:
         return 0
     changed = db.session.scalars(select(Endpoint).where(
-        Endpoint.deleted_at.is_(None),
+        live(),
         or_(Endpoint.enabled.is_(False), Endpoint.health == FAILING,
             Endpoint.notified_state.is_not(None) & (Endpoint.notified_state != HEALTHY)),
     )).all()

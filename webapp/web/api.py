@@ -16,6 +16,7 @@ from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
 from ..errors import InvalidInput
 from ..extensions import db
+from ..storage.endpoint_lookups import live_endpoints, live_or_404
 from ..storage.models import Endpoint, Message
 from ..text_rules import unencodable_problem
 from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
@@ -182,8 +183,7 @@ def resend_message(message_id: int):
 @bp.get("/endpoints")
 @operation("Every endpoint (deleted ones are not listed)", answers={200: ("The endpoints", "Endpoints")})
 def list_endpoints():
-    found = db.session.scalars(db.select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id))
-    return jsonify([endpoint_service.describe(e) for e in found])
+    return jsonify([endpoint_service.describe(e) for e in live_endpoints()])
 
 
 @bp.post("/endpoints")
@@ -200,14 +200,14 @@ def create_endpoint():
 @bp.get("/endpoints/<id:endpoint_id>")
 @operation("One endpoint", answers={200: ("The endpoint", "Endpoint")})
 def get_endpoint(endpoint_id: int):
-    return jsonify(endpoint_service.describe(live_endpoint(endpoint_id)))
+    return jsonify(endpoint_service.describe(live_or_404(endpoint_id)))
 
 
 @bp.patch("/endpoints/<id:endpoint_id>")
 @operation("Change an endpoint (fields left out keep their value)", body="EndpointChanges",
            answers={200: ("Changed", "Endpoint")})
 def update_endpoint(endpoint_id: int):
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     body = json_object(ENDPOINT_FIELDS)
     save(endpoint, body, defaults=endpoint_service.form_data(endpoint))
     return jsonify(endpoint_service.describe(endpoint))
@@ -217,15 +217,10 @@ def update_endpoint(endpoint_id: int):
 @operation("Delete an endpoint (the log keeps its messages; pending ones end failed)",
            answers={204: ("Deleted", None)})
 def delete_endpoint(endpoint_id: int):
-    endpoint_service.delete(live_endpoint(endpoint_id))
+    endpoint_service.delete(live_or_404(endpoint_id))
     return "", 204
 
 
-def live_endpoint(endpoint_id: int) -> Endpoint:
-    endpoint = db.session.get(Endpoint, endpoint_id)
-    if endpoint is None or endpoint.deleted_at is not None:
-        abort(404, f"endpoint {endpoint_id} not found")
-    return endpoint
 
 
 def defaults_for_new() -> dict:

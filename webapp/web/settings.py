@@ -10,7 +10,6 @@ import json
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -26,6 +25,7 @@ from ..delivery.try_endpoint import send_test
 from ..domain import endpoint_health
 from ..domain import endpoints as endpoint_service
 from ..extensions import db
+from ..storage.endpoint_lookups import live_endpoints, live_or_404
 from ..storage.models import Endpoint, Message
 from ..storage.statuses import PENDING_STATUSES
 from .forms import (
@@ -74,7 +74,7 @@ def new():
 
 @bp.route("/<id:endpoint_id>", methods=["GET", "POST"])
 def edit(endpoint_id: int):
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
     form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
@@ -88,7 +88,7 @@ def edit(endpoint_id: int):
 
 @bp.post("/<id:endpoint_id>/toggle")
 def toggle(endpoint_id: int):
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     endpoint_service.set_enabled(endpoint, not endpoint.enabled, by=current_user.email)
     db.session.commit()
     endpoint_service.after_enabled(endpoint)
@@ -104,7 +104,7 @@ def toggle(endpoint_id: int):
 @bp.post("/<id:endpoint_id>/resend-failed-while-down")
 def resend_failed_while_down(endpoint_id: int):
     """The one click offered after re-enabling: resend what failed while the endpoint was down."""
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     queued = endpoint_service.resend_failed_while_down(endpoint)
     flash(f"{queued} message(s) that failed while the endpoint was down queued again." if queued
           else "Nothing to resend: those messages have already been resent.", "success")
@@ -113,7 +113,7 @@ def resend_failed_while_down(endpoint_id: int):
 
 @bp.route("/<id:endpoint_id>/delete", methods=["GET", "POST"])
 def delete(endpoint_id: int):
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     if request.method == "POST":
         cancelled = endpoint_service.delete(endpoint)
         note = f" {cancelled} queued message(s) were marked failed." if cancelled else ""
@@ -130,7 +130,7 @@ def auth_fields(endpoint_id: int | None):
     A POST (CSRF-checked like any other), so typed usernames and key ids stay
     out of URLs, and so out of access logs and browser history.
     """
-    endpoint = live_endpoint(endpoint_id) if endpoint_id is not None else None
+    endpoint = live_or_404(endpoint_id) if endpoint_id is not None else None
     form = EndpointForm(formdata=request.form, meta={"csrf": False})
     if form.auth_type.data == "aws-s3" and not (form.service.data or "").strip():
         form.service.data = "s3"
@@ -140,7 +140,7 @@ def auth_fields(endpoint_id: int | None):
 @bp.post("/<id:endpoint_id>/test")
 def test(endpoint_id: int):
     """Send one sample message with the saved settings and show the request and response."""
-    endpoint = live_endpoint(endpoint_id)
+    endpoint = live_or_404(endpoint_id)
     action = request.form.get("action", "")
     if action not in current_app.config["WEBHOOKS_ACTIONS"]:
         return render_test(endpoint, action, problem=f"Choose an action from the catalogue (got “{action}”).")
@@ -205,15 +205,6 @@ def is_htmx() -> bool:
 # Queries and small rules
 
 
-def live_endpoints() -> list[Endpoint]:
-    return list(db.session.scalars(select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id)))
-
-
-def live_endpoint(endpoint_id: int) -> Endpoint:
-    endpoint = db.session.get(Endpoint, endpoint_id)
-    if endpoint is None or endpoint.deleted_at is not None:
-        abort(404)
-    return endpoint
 
 
 def message_counts(endpoint: Endpoint) -> dict:
