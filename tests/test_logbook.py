@@ -262,7 +262,7 @@ def test_retention_deletes_exactly_what_is_older_than_the_cut_off(app):
 
 
 def test_the_failed_count_stops_at_its_cap(seeded):
-    from webapp.domain.logbook.filters import count_failed
+    from webapp.domain.logbook.resend import count_failed
 
     messages, _ = seeded
     failed = sum(1 for m in messages if m["status"] == "failed")

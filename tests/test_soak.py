@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak import SoakPlan, check, figures, print_figures, read_ledger, run_soak
+from tests.support.soak import (
+    SoakPlan,
+    check,
+    figures,
+    print_figures,
+    read_ledger,
+    run_soak,
+)
 
 pytestmark = pytest.mark.db
 

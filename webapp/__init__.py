@@ -11,7 +11,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import PROJECT_ROOT, load_config
-from .extensions import db, migrate
+from .extensions import db, htmx, migrate
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -30,14 +30,26 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    htmx.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
     from .runtime import cli
-    from .web import api, auth, log, login, openapi, security, settings, shell
+    from .web import (
+        api,
+        auth,
+        log,
+        login,
+        openapi,
+        security,
+        settings,
+        shell,
+        template_helpers,
+    )
     from .web.ids import CONVERTERS
 
     app.url_map.converters.update(CONVERTERS)  # before any route uses them
     security.init_app(app)
+    template_helpers.register(app)
     auth.init_app(app)
     app.register_blueprint(shell.bp)
     app.register_blueprint(login.bp)

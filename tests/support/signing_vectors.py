@@ -430,7 +430,7 @@ def run_case(fn, c):
         return "PASS", ""
     msg = "\n".join("  " + p for p in problems)
     msg += f"\n  input: {c.method} {c.url!r}\n  headers: {c.headers!r}\n  body: {c.body[:80]!r}"
-    msg += f"\n  params: " + ", ".join(f"{k}={v!r}" for k, v in {**c.params, **c.needs}.items()
+    msg += "\n  params: " + ", ".join(f"{k}={v!r}" for k, v in {**c.params, **c.needs}.items()
                                        if k != "secret_key")
     msg += f"\n  returned: {out!r}"
     if c.expected_creq:

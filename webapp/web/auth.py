@@ -10,6 +10,7 @@ from flask import Flask, current_app, redirect, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user
+from htmx_flask import make_response as htmx_response
 
 from ..domain import operator_sessions
 from ..storage.models import User
@@ -46,9 +47,9 @@ def load_operator(session_token: str) -> Operator | None:
 @login_manager.unauthorized_handler
 def send_to_login():
     login_url = url_for("login.login", next=request.full_path.rstrip("?"))
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         # A redirect would be followed by htmx and the login page swapped into a fragment.
-        return "", 401, {"HX-Redirect": login_url}
+        return htmx_response("", 401, redirect=login_url)
     return redirect(login_url)
 
 

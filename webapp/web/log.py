@@ -6,8 +6,6 @@ Rows still Queued or Resent poll for themselves until they are final.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import (
     Blueprint,
     Response,
@@ -20,19 +18,24 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from htmx_flask import make_response as htmx_response
 from jinja2_fragments.flask import render_block
-from markupsafe import Markup
 from sqlalchemy import select
 
-from ..domain.endpoint_health import waiting_reason
 from ..domain.logbook import export
-from ..domain.logbook.filters import LogFilter, count_failed, page
-from ..domain.logbook.resend import StillBeingDelivered, bulk_resend, resend
+from ..domain.logbook.filters import LogFilter, page
+from ..domain.logbook.resend import (
+    StillBeingDelivered,
+    bulk_resend,
+    count_failed,
+    resend,
+)
 from ..errors import InvalidInput
 from ..extensions import db
 from ..storage.models import Attempt, Endpoint, Message
 from ..storage.statuses import STATUSES
 from .ids import parse_id
+from .template_helpers import log_url
 
 bp = Blueprint("log", __name__, url_prefix="/log")
 
@@ -51,7 +54,7 @@ def index():
     log_filter = LogFilter.from_args(request.args)
     before = parse_id(request.args.get("before"), "before")
     context = list_context(log_filter, results=page(log_filter, before=before), before=before)
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "log-results":
+    if request.htmx and request.htmx.target == "log-results":
         return render_block(LIST_TEMPLATE, "results", **context)
     return render_template(LIST_TEMPLATE, **context)
 
@@ -72,18 +75,10 @@ def bad_filter(exc: InvalidInput):
     (an empty table would read as "no messages"). htmx gets the filter form and the results together."""
     context = list_context(LogFilter(), values=request.args.to_dict(), problem=f"{exc.field}: {exc.problem}",
                            problem_field=exc.field, problem_text=exc.problem)
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         page_part = render_block(LIST_TEMPLATE, "filter_and_results", **context)
-        return page_part, 422, {"HX-Retarget": "#log-main", "HX-Reswap": "outerHTML"}
+        return htmx_response(page_part, 422, retarget="#log-main", reswap="outerHTML")
     return render_template(LIST_TEMPLATE, **context), 422
-
-
-@bp.app_template_global("log_url")
-def log_url(view: str, query: dict[str, str] | None = None, **values) -> str:
-    """url_for(view, **values) with the filters as the query string. Not url_for(view, **filters):
-    the endpoint filter is called ``endpoint``, the name of url_for's own first argument."""
-    url = url_for(view, **values)
-    return f"{url}?{urlencode(query)}" if query else url
 
 
 @bp.get("/rows/<bigid:message_id>")
@@ -96,7 +91,7 @@ def row(message_id: int):
 def view(message_id: int):
     message = _message(message_id)
     context = _view_context(message)
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "message-live":
+    if request.htmx and request.htmx.target == "message-live":
         return render_block(VIEW_TEMPLATE, "live", **context)
     return render_template(VIEW_TEMPLATE, **context)
 
@@ -143,22 +138,6 @@ def download(fmt: str):
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-@bp.app_template_filter("when")
-def when(moment) -> Markup:
-    """A UTC timestamp as a <time> element, or a dash."""
-    if moment is None:
-        return Markup("—")
-    return Markup('<time datetime="{}Z">{}</time>').format(moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M:%S"))
-
-
-bp.add_app_template_global(waiting_reason, "waiting_reason")
-
-
-@bp.app_template_filter("status_badge")
-def status_badge(status: str) -> Markup:
-    return Markup('<span class="status status-{}">{}</span>').format(status, status.capitalize())
 
 
 def _view_context(message: Message) -> dict:

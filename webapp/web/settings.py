@@ -6,8 +6,6 @@ HTMX requests get one block of the page's template back, never a whole page.
 """
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
     current_app,
@@ -34,7 +32,6 @@ from .forms import (
     AUTH_LABELS,
     SECRET_FIELDS,
     EndpointForm,
-    action_label,
 )
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -92,7 +89,7 @@ def toggle(endpoint_id: int):
     endpoint_service.set_enabled(endpoint, not endpoint.enabled, by=current_user.email)
     db.session.commit()
     endpoint_service.after_enabled(endpoint)
-    if is_htmx():
+    if request.htmx:
         return render_block(LIST_TEMPLATE, "endpoint_row", endpoint=endpoint,
                             health={endpoint.id: endpoint_health.describe(endpoint)})
     state = "enabled" if endpoint.enabled else "disabled"
@@ -176,7 +173,7 @@ def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: s
 
 def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | None = None):
     status = 422 if problem else 200
-    if is_htmx():
+    if request.htmx:
         return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem), status
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
     page, _ = render_edit(endpoint, form, test_action=action, result=result, problem=problem)
@@ -196,10 +193,6 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         # Secrets never come back from the server: after a failed save the operator types them again.
         "retype_secrets": [name for name in SECRET_FIELDS if form.errors and request.form.get(name)],
     }
-
-
-def is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request"))
 
 
 # Queries and small rules
@@ -225,16 +218,3 @@ def default_test_action(endpoint: Endpoint | None) -> str | None:
 def labels() -> dict:
     return {"auth_labels": AUTH_LABELS, "all_actions": ALL_ACTIONS}
 
-
-bp.add_app_template_filter(action_label, "action_label")
-
-
-@bp.app_template_filter("pretty_body")
-def pretty_body(body: str) -> str:
-    """JSON bodies indented for reading; anything else as it was sent."""
-    if not body or body.lstrip()[:1] not in ("{", "["):
-        return body
-    try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except (ValueError, RecursionError):  # not JSON, or a receiver's answer nested past the parser's limit
-        return body

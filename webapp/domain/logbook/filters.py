@@ -149,10 +149,3 @@ def page(log_filter: LogFilter, before: int | None = None, size: int = PAGE_SIZE
     rows = rows[:size]
     return Page(messages=rows, next_cursor=rows[-1].id if more else None)
 
-
-def count_failed(log_filter: LogFilter, cap: int = 10_000) -> int:
-    """How many failed messages a bulk resend would queue, counting at most ``cap`` + 1."""
-    from .resend import resendable
-
-    capped = resendable(log_filter).limit(cap + 1).subquery()
-    return db.session.scalar(select(func.count()).select_from(capped)) or 0

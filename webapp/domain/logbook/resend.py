@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, insert, literal, select
+from sqlalchemy import Select, exists, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -114,6 +114,12 @@ def failed_not_resent() -> Select:
 def resendable(log_filter: LogFilter) -> Select:
     """Failed messages in the filter that nothing has resent yet."""
     return apply(failed_not_resent(), log_filter.without("status"))
+
+
+def count_failed(log_filter: LogFilter, cap: int = 10_000) -> int:
+    """How many failed messages a bulk resend would queue, counting at most ``cap`` + 1."""
+    capped = resendable(log_filter).limit(cap + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(capped)) or 0
 
 
 def bulk_resend(log_filter: LogFilter) -> int:
