@@ -74,10 +74,10 @@ def migrate_schema() -> None:
 
 def add_endpoint(url: str, *, queue_batches: bool, threads: int) -> int:
     from webapp.extensions import db
-    from webapp.storage.models import Endpoint
+    from webapp.storage.models import ALL_ACTIONS, Endpoint
 
     endpoint = Endpoint(url=url, name="bench receiver", queue_batches=queue_batches, threads=threads, timeout=5)
-    endpoint.actions = [Endpoint.ALL_ACTIONS]
+    endpoint.actions = [ALL_ACTIONS]
     db.session.add(endpoint)
     db.session.commit()
     return endpoint.id

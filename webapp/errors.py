@@ -11,9 +11,3 @@ class InvalidInput(ValueError):
         self.field = field
         self.problem = problem
         self.allowed = allowed
-
-    def as_dict(self) -> dict:
-        found = {"field": self.field, "error": self.problem}
-        if self.allowed is not None:
-            found["allowed"] = list(self.allowed)
-        return found

@@ -20,7 +20,7 @@ from ..delivery import dispatch
 from ..errors import InvalidInput
 from ..extensions import db
 from ..storage.endpoint_lookups import deliverable
-from ..storage.models import Endpoint, Event, Message, new_event_id, utcnow
+from ..storage.models import ALL_ACTIONS, Endpoint, Event, Message, new_event_id, utcnow
 from ..storage.statuses import NEW
 from ..text_rules import control_character_problem, unencodable_problem
 
@@ -126,7 +126,7 @@ def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
     """Record many actions in one transaction (all or nothing), with bulk INSERTs."""
     max_bytes, catalogue = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"], current_app.config["WEBHOOKS_ACTIONS"]
     inputs = [validate_event(a, c, d, max_bytes, catalogue) for a, c, d in items]
-    routes = [(endpoint_id, Endpoint.ALL_ACTIONS in (wanted := set(json.loads(actions or "[]"))), wanted)
+    routes = [(endpoint_id, ALL_ACTIONS in (wanted := set(json.loads(actions or "[]"))), wanted)
               for endpoint_id, actions in active_routes()]
     now = utcnow()
     event_rows, message_rows = [], []

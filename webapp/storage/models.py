@@ -33,6 +33,10 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 HEALTHY, FAILING = "healthy", "failing"
 
 
+# An endpoint whose actions hold this takes every action, present and future.
+ALL_ACTIONS = "*"
+
+
 def response_class(code: int | None) -> int | None:
     return None if code is None else code // 100
 
@@ -90,8 +94,6 @@ class Endpoint(db.Model):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-    ALL_ACTIONS = "*"
-
     @property
     def actions(self) -> list[str]:
         return json.loads(self.actions_json or "[]")
@@ -99,10 +101,6 @@ class Endpoint(db.Model):
     @actions.setter
     def actions(self, value: list[str]) -> None:
         self.actions_json = json.dumps(sorted(set(value)))
-
-    def wants(self, action: str) -> bool:
-        selected = self.actions
-        return self.ALL_ACTIONS in selected or action in selected
 
     @property
     def has_secret(self) -> bool:
@@ -262,10 +260,6 @@ class Attempt(db.Model):
     @property
     def response_headers(self) -> list[list[str]]:
         return json.loads(self.response_headers_json)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.response_code is not None and 200 <= self.response_code < 300
 
 
 class User(db.Model):

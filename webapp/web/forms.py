@@ -20,9 +20,9 @@ from ..delivery.authenticate import AUTH_TYPES
 from ..delivery.payload import FORM, JSON
 from ..delivery.urlguard import MAX_URL_LENGTH, check_url
 from ..errors import InvalidInput
+from ..storage.models import ALL_ACTIONS
 from ..text_rules import control_character_problem
 
-ALL_ACTIONS = "*"
 MAX_TIMEOUT = 60
 MAX_THREADS = 64
 # Per authentication type: (required plain fields, the secret field it needs).

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from ..delivery.payload import CONTENT_TYPES
 from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
+from ..storage.models import ALL_ACTIONS
 from ..storage.statuses import STATUSES
 from .api_fields import endpoint_fields, field_schema
-from .forms import ALL_ACTIONS, SECRET_FIELDS
+from .forms import SECRET_FIELDS
 
 API_PREFIX = "/api/v1"
 BLUEPRINT = "api"
@@ -135,7 +137,7 @@ def path_parameter(app: Flask, converter: str, name: str) -> dict:
 def schemas() -> dict:
     catalogue = list(current_app.config["WEBHOOKS_ACTIONS"])
     fields = endpoint_fields()
-    choices = {"actions": [ALL_ACTIONS, *catalogue], "content_type": ["json", "form"],
+    choices = {"actions": [ALL_ACTIONS, *catalogue], "content_type": list(CONTENT_TYPES),
                "auth_type": ["none", "basic", "aws", "aws-s3"]}
     settings = {name: field_schema(name, unbound, choices) for name, unbound in fields.items()}
     shown = {name: stored_form(schema) for name, schema in settings.items() if name not in SECRET_FIELDS}

@@ -24,10 +24,9 @@ from ..domain import endpoint_health
 from ..domain import endpoints as endpoint_service
 from ..extensions import db
 from ..storage.endpoint_lookups import live_endpoints, live_or_404
-from ..storage.models import Endpoint, Message
+from ..storage.models import ALL_ACTIONS, Endpoint, Message
 from ..storage.statuses import PENDING_STATUSES
 from .forms import (
-    ALL_ACTIONS,
     AUTH_FIELDS,
     AUTH_LABELS,
     SECRET_FIELDS,
