@@ -11,8 +11,14 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from ..config import PROJECT_ROOT
+from ..delivery.sweep import sweep as run_sweep
+from ..domain import tokens, users
+from ..domain.logbook.retention import purge as run_purge
 from ..errors import InvalidInput
 from ..extensions import db
+from ..storage.crypto import secret_box
+from ..storage.models import Endpoint
+from .supervisor import Supervisor
 
 
 def register(app: Flask) -> None:
@@ -20,18 +26,22 @@ def register(app: Flask) -> None:
         app.cli.add_command(command)
 
 
+def refusing_bad_input(action, *args):
+    """Run a domain call; its InvalidInput becomes click's usage error naming the field."""
+    try:
+        return action(*args)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+
+
 @click.command("run-all")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)), show_default="$PORT or 5000")
 def run_all(port: int) -> None:
     """Migrate, then run Redis (embedded unless REDIS_URL), a worker and the web app."""
-    from ..domain.users import count
-    from ..domain.users import create_user as make_user
-    from .supervisor import Supervisor
-
     upgrade(directory=str(PROJECT_ROOT / "migrations"))
-    if count() == 0:
+    if users.count() == 0:
         password = secrets.token_urlsafe(12)
-        make_user("admin@example.com", password)
+        users.create_user("admin@example.com", password)
         click.echo(f"First operator created: admin@example.com / {password}  (shown once; keep it)")
     db.session.remove()
     db.engine.dispose()  # children open their own connections
@@ -44,12 +54,7 @@ def run_all(port: int) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def create_user(email: str, password: str) -> None:
     """Create an operator who can log in to the web UI."""
-    from ..domain.users import create_user as make_user
-
-    try:
-        user = make_user(email, password)
-    except InvalidInput as exc:
-        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    user = refusing_bad_input(users.create_user, email, password)
     click.echo(f"Operator {user.email} created.")
 
 
@@ -58,12 +63,7 @@ def create_user(email: str, password: str) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def set_password(email: str, password: str) -> None:
     """Change an operator's password; their open sessions end."""
-    from ..domain.users import set_password as change
-
-    try:
-        ended = change(email, password)
-    except InvalidInput as exc:
-        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    ended = refusing_bad_input(users.set_password, email, password)
     click.echo(f"Password of {email.strip().lower()} changed; {ended} session(s) ended.")
 
 
@@ -71,12 +71,7 @@ def set_password(email: str, password: str) -> None:
 @click.argument("email")
 def remove_user(email: str) -> None:
     """Remove an operator; their open sessions end."""
-    from ..domain.users import remove
-
-    try:
-        ended = remove(email)
-    except InvalidInput as exc:
-        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    ended = refusing_bad_input(users.remove, email)
     click.echo(f"Operator {email.strip().lower()} removed; {ended} session(s) ended.")
 
 
@@ -84,12 +79,7 @@ def remove_user(email: str) -> None:
 @click.argument("name")
 def create_token(name: str) -> None:
     """Create an API token; it is printed once, as the last line."""
-    from ..domain.tokens import create_token as make_token
-
-    try:
-        token = make_token(name)
-    except InvalidInput as exc:
-        raise click.BadParameter(exc.problem, param_hint=exc.field) from None
+    token = refusing_bad_input(tokens.create_token, name)
     click.echo(f"API token {name!r} created. Send it as 'Authorization: Bearer <token>':")
     click.echo(token)
 
@@ -97,8 +87,6 @@ def create_token(name: str) -> None:
 @click.command("sweep")
 def sweep() -> None:
     """Recover lost claims and re-enqueue due messages now."""
-    from ..delivery.sweep import sweep as run_sweep
-
     report = run_sweep()
     click.echo(f"recovered {report.recovered} claims, kicked {report.kicked} endpoints")
 
@@ -107,8 +95,6 @@ def sweep() -> None:
 @click.option("--days", type=int, default=None, help="retention in days (default WEBHOOKS_RETENTION_DAYS)")
 def purge(days: int | None) -> None:
     """Delete log entries older than the retention period."""
-    from ..domain.logbook.retention import purge as run_purge
-
     report = run_purge(days if days is not None else current_app.config["WEBHOOKS_RETENTION_DAYS"])
     click.echo(f"deleted {report.messages} messages, {report.attempts} attempts, {report.events} events")
 
@@ -116,9 +102,6 @@ def purge(days: int | None) -> None:
 @click.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored secret with the first key of WEBHOOKS_ENCRYPTION_KEY."""
-    from ..storage.crypto import secret_box
-    from ..storage.models import Endpoint
-
     box = secret_box()
     endpoints = db.session.scalars(select(Endpoint).where(Endpoint.auth_secret_encrypted.is_not(None))).all()
     for endpoint in endpoints:
