@@ -29,6 +29,17 @@ TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint
           '"user"')
 
 
+# Tests that start real worker processes or drive a browser: `pytest -m "not slow"` leaves them out
+# (soak and run-all modules carry the marker themselves).
+SLOW_FIXTURES = {"start_worker"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter, config):
     for line in config.stash.get(SUMMARY_LINES, []):
         terminalreporter.write_line(line)

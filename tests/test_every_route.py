@@ -146,6 +146,8 @@ def routed_app(app):
         yield tested
 
 
+@pytest.mark.slow  # every route, many examples each: minutes, not seconds
+@pytest.mark.timeout(1200)
 def test_every_route_answers_hostile_input_without_5xx_or_partial_writes(routed_app):
     client = routed_app.test_client()
     operator = Operator(client).create().login()

@@ -163,6 +163,7 @@ def api_schema(app):
         yield schema
 
 
+@pytest.mark.slow  # schemathesis over the whole API
 def test_the_live_api_keeps_to_its_document(api_schema, app):
     """Every operation, with schema-valid and schema-invalid input (schemathesis' Python API, one
     Hypothesis run per operation and mode). positive_data_acceptance is off: the API checks what no

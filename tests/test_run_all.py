@@ -20,6 +20,8 @@ from tests.support.processes import descendants
 from tests.support.receiver import Receiver
 from webapp.runtime.embedded_redis import free_port
 
+pytestmark = pytest.mark.slow  # the whole product in child processes
+
 OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "WEBHOOKS_ENCRYPTION_KEY", "PORT")
 
 

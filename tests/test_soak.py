@@ -19,7 +19,7 @@ from tests.support.soak import (
     run_soak,
 )
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 SMALL_SOAK = SoakPlan(events=400, endpoints=2, fanout=2, workers=2, kills=2, chunk=100,
                       max_seconds=60, poll_interval=0.05)
