@@ -11,6 +11,9 @@ ends with the lines other tools read:
     isolation_healthy_p95_s X          a healthy endpoint's p95 latency while 10 others hang
     fanout_1000_endpoints_deliveries_per_s X   one event to 1,000 endpoints
     retry_gap_max_error_s X            how far a retry strays from its schedule
+    ratio_pg_vs_sqlite X               product on PostgreSQL / on SQLite (queue batches on; _batch_off: off)
+    ratio_vs_urllib3_ceiling X         product / a raw urllib3 keep-alive loop (same worker count)
+    worker_rss_growth_ratio X          a worker's RSS after 100,000 deliveries / after the first 10,000
 
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
@@ -34,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from . import bad_days, baseline_celery, baseline_rq, ceiling, scenarios
+from . import bad_days, baseline_celery, baseline_rq, ceiling, memory, scenarios
 from .receivers import NGINX, fast_receiver, slow_receiver
 from .stack import (
     DatabaseKind,
@@ -46,7 +49,7 @@ from .stack import (
 )
 
 SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency",
-             "isolation", "fanout", "retry_gap")
+             "isolation", "fanout", "retry_gap", "memory")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -261,6 +264,9 @@ def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: s
         interval = 2.0 if plan.quick else 10.0
         report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name),
                    plan.runs("retry_gap"))
+    if plan.worker_counts("memory", database) and database == plan.databases[0]:
+        first, total = (2_000, 20_000) if plan.quick else (10_000, 100_000)
+        report.run(f"memory_{db}", lambda: memory.rss_growth(database, fast_url, first=first, total=total), 1)
 
 
 def print_ratios(report: Report, database: DatabaseKind) -> None:
@@ -275,6 +281,11 @@ def print_ratios(report: Report, database: DatabaseKind) -> None:
     report.emit("fanout_1000_endpoints_deliveries_per_s "
                 f"{format_value(report.value(f'fanout_1000_endpoints_w1_{db}'))}")
     report.emit(f"retry_gap_max_error_s {format_value(report.value(f'retry_gap_max_error_s_w1_{db}'))}")
+    report.emit(f"ratio_vs_urllib3_ceiling {format_ratio(product / report.value('ceiling_urllib3_w2'))}")
+    for scenario, suffix in (("batch_on_fast", ""), ("batch_off_fast", "_batch_off")):
+        ratio = report.value(f"product_{scenario}_w2_pg") / report.value(f"product_{scenario}_w2_sqlite")
+        report.emit(f"ratio_pg_vs_sqlite{suffix} {format_ratio(ratio)}")
+    report.emit(f"worker_rss_growth_ratio {format_value(report.value('worker_rss_growth_ratio'))}")
 
 
 def format_ratio(value: float) -> str:

@@ -1,4 +1,4 @@
-"""``python -m bench.profile_drain [--count N] [--endpoints E] [--database sqlite|URL]``: where a delivery's time goes.
+"""``python -m bench.profile_drain [--count N] [--endpoints E] [--threads T] [--database sqlite|URL] [--layer NAME]``: where a delivery's time goes.
 
 Emits N events to E endpoints on the fast receiver (N messages each), starts
 the delivery engine in this process and drains them, under yappi's CPU clock:
@@ -38,7 +38,7 @@ def layer_of(module: str) -> str:
     return "other"
 
 
-def profile(count: int, endpoints: int, database_url: str) -> None:
+def profile(count: int, endpoints: int, database_url: str, threads: int = 1, only_layer: str | None = None) -> None:
     from flask import current_app
 
     from webapp.delivery.engine import Engine
@@ -46,7 +46,7 @@ def profile(count: int, endpoints: int, database_url: str) -> None:
 
     with fast_receiver() as receiver, stack(database_kind_for(database_url)) as bench_stack, \
             product_app(bench_stack):
-        ids = [add_endpoint(receiver.url, queue_batches=False, threads=1) for _ in range(endpoints)]
+        ids = [add_endpoint(receiver.url, queue_batches=threads > 1, threads=threads) for _ in range(endpoints)]
         for first in range(0, count, 1000):
             emit_many([("checkout", f"c{i}", {"i": i}) for i in range(first, min(first + 1000, count))])
         engine = Engine(current_app._get_current_object()).start()
@@ -72,7 +72,8 @@ def profile(count: int, endpoints: int, database_url: str) -> None:
     for layer, seconds in totals.most_common():
         print(f"{seconds / whole:6.1%}  {layer}")
     print("\nown CPU time, most first:")
-    for stat in sorted(stats, key=lambda s: s.tsub, reverse=True)[:25]:
+    chosen = [s for s in stats if only_layer is None or only_layer in layer_of(s.module)]
+    for stat in sorted(chosen, key=lambda s: s.tsub, reverse=True)[:25]:
         print(f"{stat.tsub / whole:6.1%}  {stat.ncall:8d}  {stat.name}  {stat.module.rsplit('/', 2)[-1]}")
 
 
@@ -81,8 +82,10 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=5_000, help="events (each goes to every endpoint)")
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--database", default="sqlite")
+    parser.add_argument("--threads", type=int, default=1, help="the endpoints' threads (more than 1: queue batches on)")
+    parser.add_argument("--layer", help="list only the functions of the layer whose name contains this")
     args = parser.parse_args(argv)
-    profile(args.count, args.endpoints, args.database)
+    profile(args.count, args.endpoints, args.database, args.threads, args.layer)
     return 0
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from ..storage.models import Attempt, Message, response_class
 from ..storage.statuses import RESENT, RetryPolicy
 from . import health as rules
+from . import postgresql_bulk
 from .outcome import Outcome, not_sent
 from .outgoing import MessageContent
 
@@ -21,6 +22,9 @@ LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording 
 
 MESSAGE = Message.__table__
 ATTEMPT = Attempt.__table__
+# SQLite: RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"),
+# not one by one.
+INSERT_ATTEMPTS = insert(ATTEMPT).returning(ATTEMPT.c.id)
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,11 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
                 "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
             })
         written.append(Written(retry_times, signals))
-    if attempt_rows:
-        # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"), not one by one.
-        conn.execute(insert(ATTEMPT).returning(ATTEMPT.c.id), attempt_rows)
+    if attempt_rows and conn.dialect.name == "postgresql":
+        postgresql_bulk.insert_attempts(conn, attempt_rows)
+        postgresql_bulk.record_statuses(conn, owner, status_rows)
+    elif attempt_rows:
+        conn.execute(INSERT_ATTEMPTS, attempt_rows)
         conn.execute(RECORD_STATUS, status_rows)
     return written
 
