@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 
+from ..signing.request import MessageContent
 from ..storage.models import utcnow
-from .outgoing import MessageContent, build_request
+from .outgoing import build_request
 from .send import Outcome, build_failure, not_sent, send
 from .target import Target
 from .transport import Transport

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..signing.request import MessageContent
 from ..storage.models import (
     DONE,
     DURATION_BUCKETS_MS,
@@ -51,7 +52,6 @@ from ..storage.models import (
 )
 from . import health as rules
 from .health import Health
-from .outgoing import MessageContent
 from .send import Outcome
 
 # How many messages one claim takes: a run sent in order, or one lane's share of a parallel batch.

@@ -16,13 +16,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..signing.request import MessageContent
 from ..storage.models import utcnow
 from . import claims, dispatch
 from .attempt import make_attempt
 from .claims import RetryPolicy
 from .health import ALL_DUE, FAILURES_BEFORE_FAILING, Health, retry_after_time
 from .ledger import Claimed, Recorded
-from .outgoing import MessageContent
 from .send import Outcome
 from .target import Target
 from .transport import Transport

@@ -27,12 +27,12 @@ from typing import Any, Callable
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from ..signing.request import MessageContent
 from ..storage.models import HEALTHY, utcnow
 from . import claims
 from . import health as rules
 from .claims import RetryPolicy
 from .health import Health
-from .outgoing import MessageContent
 from .send import Outcome
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import functools
 import re
 import socket
 import ssl
@@ -17,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import requests
 from urllib3.exceptions import (
     ConnectTimeoutError,
     NameResolutionError,
@@ -28,6 +26,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util import Timeout
 
+from ..signing.request import OutgoingRequest, wire_url
 from ..storage.models import utcnow
 from . import deadline
 from .deadline import DeadlineExceeded
@@ -45,16 +44,6 @@ READ_CHUNK = 64 * 1024
 # A body past this is not read to the end: a receiver that streams forever
 # cannot keep a worker busy, and no webhook answer needs more.
 MAX_RESPONSE_BYTES = 1024 * 1024
-
-
-@dataclass
-class OutgoingRequest:
-    method: str
-    url: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    # Header names whose values are secret or signatures: redacted when stored.
-    secret_headers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -89,13 +78,6 @@ def not_sent(request_url: str, error: str, now: dt.datetime | None = None) -> Ou
     """The outcome of an attempt that failed before anything went out (e.g. the request could not be built)."""
     return Outcome(started_at=now or utcnow(), duration_ms=0, request_method="POST", request_url=request_url,
                    request_headers=[], request_body="", error=error)
-
-
-@functools.lru_cache(maxsize=4096)
-def wire_url(url: str) -> str:
-    """The URL exactly as requests sends it: IDNA host, path and query re-quoted
-    (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""
-    return requests.Request("GET", url).prepare().url
 
 
 def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list[tuple[str, str]]:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..signing.auth_types import FIELD_DEFAULTS, PLAIN_FIELDS
 from ..storage.crypto import secret_box
 from ..storage.models import Endpoint
+from .payload import JSON
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,8 @@ class Target:
     region: str = ""
     service: str = ""
     access_key_id: str = ""
-    algo_prefix: str = "AWS4"
-    vendor_key: str = "Amz"
+    algo_prefix: str = FIELD_DEFAULTS["algo_prefix"]
+    vendor_key: str = FIELD_DEFAULTS["vendor_key"]
     filename_format: str = ""
     # Why the stored secret is unusable (e.g. encrypted with a key we no longer have).
     secret_problem: str | None = None
@@ -45,16 +47,15 @@ class Target:
             queue_batches=endpoint.queue_batches,
             threads=endpoint.threads if endpoint.queue_batches else 1,
             auth_type=endpoint.auth_type or "none",
-            username=endpoint.auth_username or "",
             secret=secret,
-            region=endpoint.auth_region or "",
-            service=endpoint.auth_service or "",
-            access_key_id=endpoint.auth_access_key_id or "",
-            algo_prefix=endpoint.auth_algo_prefix or "AWS4",
-            vendor_key=endpoint.auth_vendor_key or "Amz",
-            filename_format=endpoint.auth_filename_format or "",
+            **{name: getattr(endpoint, f"auth_{name}") or FIELD_DEFAULTS.get(name, "") for name in PLAIN_FIELDS},
             secret_problem=problem,
         )
+
+    @property
+    def file_extension(self) -> str:
+        """Of an S3 object holding one message."""
+        return "json" if self.content_type == JSON else "txt"
 
     def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
         return f"Target(endpoint_id={self.endpoint_id}, url={self.url!r}, auth_type={self.auth_type!r})"

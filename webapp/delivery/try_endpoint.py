@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import insert
 
 from ..extensions import db
+from ..signing.request import MessageContent
 from ..storage.models import (
     DONE,
     FAILED,
@@ -24,7 +25,6 @@ from ..storage.models import (
 )
 from .attempt import make_attempt
 from .claims import attempt_row
-from .outgoing import MessageContent
 from .send import Outcome
 from .target import Target
 from .transport import Transport

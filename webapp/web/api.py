@@ -16,6 +16,7 @@ from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
 from ..errors import InvalidInput
 from ..extensions import db
+from ..signing.auth_types import FIELD_DEFAULTS
 from ..storage.models import Endpoint, Message
 from ..text_rules import unencodable_problem
 from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
@@ -229,8 +230,8 @@ def live_endpoint(endpoint_id: int) -> Endpoint:
 
 
 def defaults_for_new() -> dict:
-    return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none",
-            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": None}
+    return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none", **FIELD_DEFAULTS,
+            "timeout": None}
 
 
 def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
@@ -245,7 +246,7 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     if not form.validate():
         field, message = form.first_error()
         raise InvalidInput(field, message)
-    endpoint_service.apply_form(endpoint, form, by=f"API token {g.api_token.name}")
+    endpoint_service.apply_form(endpoint, form.data, by=f"API token {g.api_token.name}")
     db.session.add(endpoint)
     db.session.commit()
     endpoint_service.after_enabled(endpoint)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
+from ..signing.auth_types import SECRET_FIELDS, TYPES
 from ..storage.models import STATUSES
 from .api_fields import endpoint_fields, field_schema
-from .forms import ALL_ACTIONS, SECRET_FIELDS
+from .forms import ALL_ACTIONS
 
 API_PREFIX = "/api/v1"
 BLUEPRINT = "api"
@@ -136,7 +137,7 @@ def schemas() -> dict:
     catalogue = list(current_app.config["WEBHOOKS_ACTIONS"])
     fields = endpoint_fields()
     choices = {"actions": [ALL_ACTIONS, *catalogue], "content_type": ["json", "form"],
-               "auth_type": ["none", "basic", "aws", "aws-s3"]}
+               "auth_type": list(TYPES)}
     settings = {name: field_schema(name, unbound, choices) for name, unbound in fields.items()}
     shown = {name: stored_form(schema) for name, schema in settings.items() if name not in SECRET_FIELDS}
     return {

@@ -26,25 +26,14 @@ from ..delivery.try_endpoint import send_test
 from ..domain import endpoint_health
 from ..domain import endpoints as endpoint_service
 from ..extensions import db
+from ..signing.auth_types import FIELD_ORDER, LABELS, SECRET_FIELDS, auth_type
 from ..storage.models import PENDING_STATUSES, Endpoint, Message
-from .forms import (
-    ALL_ACTIONS,
-    AUTH_FIELDS,
-    AUTH_LABELS,
-    SECRET_FIELDS,
-    EndpointForm,
-    action_label,
-)
+from .forms import ALL_ACTIONS, EndpointForm, action_label
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 LIST_TEMPLATE = "settings/index.html"
 EDIT_TEMPLATE = "settings/edit.html"
-# The seed's order of the authentication fields; each type shows its own subset.
-AUTH_FIELD_ORDER = (
-    "username", "password", "region", "service", "access_key_id", "secret_key",
-    "algo_prefix", "vendor_key", "filename_format",
-)
 
 
 @bp.get("")
@@ -63,7 +52,7 @@ def index():
 def new():
     form = EndpointForm()
     if form.validate_on_submit():
-        endpoint = endpoint_service.apply_form(Endpoint(), form)
+        endpoint = endpoint_service.apply_form(Endpoint(), form.data)
         db.session.add(endpoint)
         db.session.commit()
         flash(f"Endpoint “{endpoint.name}” created. Press Test to send it a sample message.", "success")
@@ -77,7 +66,7 @@ def edit(endpoint_id: int):
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
     form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
-        endpoint_service.apply_form(endpoint, form, by=current_user.email)
+        endpoint_service.apply_form(endpoint, form.data, by=current_user.email)
         db.session.commit()
         endpoint_service.after_enabled(endpoint)
         flash("Settings saved.", "success")
@@ -131,8 +120,9 @@ def auth_fields(endpoint_id: int | None):
     """
     endpoint = live_endpoint(endpoint_id) if endpoint_id is not None else None
     form = EndpointForm(formdata=request.form, meta={"csrf": False})
-    if form.auth_type.data == "aws-s3" and not (form.service.data or "").strip():
-        form.service.data = "s3"
+    for name, value in auth_type(form.auth_type.data).suggested.items():
+        if not (form[name].data or "").strip():
+            form[name].data = value
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
 
 
@@ -183,13 +173,13 @@ def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | 
 
 
 def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
-    required, secret = AUTH_FIELDS.get(form.auth_type.data, AUTH_FIELDS["none"])
+    kind = auth_type(form.auth_type.data)
     return {
         "form": form,
         "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
-        "auth_field_order": AUTH_FIELD_ORDER,
+        "auth_field_order": FIELD_ORDER,
         # A field of another type that was sent with a bad value is shown too, so its error is seen.
-        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret or form[name].errors],
+        "auth_shown": [name for name in FIELD_ORDER if name in kind.fields or form[name].errors],
         "secret_fields": SECRET_FIELDS,
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
@@ -231,7 +221,7 @@ def default_test_action(endpoint: Endpoint | None) -> str | None:
 
 @bp.context_processor
 def labels() -> dict:
-    return {"auth_labels": AUTH_LABELS, "all_actions": ALL_ACTIONS}
+    return {"auth_labels": LABELS, "all_actions": ALL_ACTIONS}
 
 
 bp.add_app_template_filter(action_label, "action_label")
