@@ -22,5 +22,10 @@ def build_request(target: Target, content: MessageContent, now: dt.datetime) -> 
         ("Webhook-Id", content.event_id),
         ("Webhook-Timestamp", str(int(now.replace(tzinfo=dt.timezone.utc).timestamp()))),
     ]
-    request = OutgoingRequest(method="POST", url=target.url, headers=headers, body=body)
+    if target.headers_problem:
+        raise ValueError(f"a secret custom header: {target.headers_problem}")
+    # The endpoint's own headers go before signing: AWS signatures cover them too.
+    headers += [(name, value) for name, value, _ in target.custom_headers]
+    secret = frozenset(name.lower() for name, _, is_secret in target.custom_headers if is_secret)
+    request = OutgoingRequest(method="POST", url=target.url, headers=headers, body=body, secret_headers=secret)
     return authenticate(target, request, content, now)

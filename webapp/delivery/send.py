@@ -35,6 +35,11 @@ from .urlguard import ForbiddenTarget
 
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")
+# Standard Webhooks: each signature becomes "v1,[redacted]", so the log still shows how many were sent.
+VERSIONED_SIGNATURES = re.compile(r"(v1,)[A-Za-z0-9+/=]+(?: v1,[A-Za-z0-9+/=]+)*")
+VERSIONED_SIGNATURE = re.compile(r"(v1,)[A-Za-z0-9+/=]+")
+# Schemes kept in front of a redacted value ("Basic [redacted]"); anything else is redacted whole.
+KEPT_SCHEMES = frozenset({"basic", "bearer"})
 CHARSET = re.compile(r"charset=\"?([\w.:-]+)", re.IGNORECASE)
 # Error texts never quote a header: its value may be a signature or a secret.
 HEADER_ERROR = re.compile(r"invalid (?:leading whitespace, reserved character\(s\), or return character\(s\) in )?"
@@ -87,8 +92,10 @@ def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list
             scheme, _, rest = value.partition(" ")
             if "Signature=" in rest:
                 value = SIGNATURE_PATTERN.sub(lambda m: m.group(1) + REDACTED, value)
+            elif VERSIONED_SIGNATURES.fullmatch(value):
+                value = VERSIONED_SIGNATURE.sub(lambda m: m.group(1) + REDACTED, value)
             else:
-                value = f"{scheme} {REDACTED}" if rest else REDACTED
+                value = f"{scheme} {REDACTED}" if rest and scheme.lower() in KEPT_SCHEMES else REDACTED
         redacted.append((name, value))
     return redacted
 

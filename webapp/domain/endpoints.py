@@ -15,7 +15,7 @@ from ..storage.models import (
     Message,
     utcnow,
 )
-from . import endpoint_health
+from . import endpoint_health, signing_secrets
 from .logbook.resend import failed_not_resent, resend_all
 
 
@@ -47,8 +47,32 @@ def apply_form(endpoint: Endpoint, values: dict, by: str | None = None) -> Endpo
         endpoint.auth_secret_encrypted = secret_box().encrypt(new_secret)
     elif previous_type != endpoint.auth_type and not same_secret(previous_type, endpoint.auth_type):
         endpoint.auth_secret_encrypted = None
+    if new_secret or not endpoint.auth_secret_encrypted or not kind.rotates:
+        # A secret typed in replaces the stored one at once: no rotation window any more.
+        endpoint.auth_previous_secret_encrypted = endpoint.auth_previous_secret_until = None
+    endpoint.custom_headers = stored_headers(endpoint, values.get("custom_headers") or [])
     endpoint.updated_at = utcnow()
     return endpoint
+
+
+def stored_headers(endpoint: Endpoint, rows: list[dict]) -> list[dict]:
+    """Validated header rows as stored: empty rows dropped, secret values encrypted, a blank secret
+    value keeping the stored one of that name."""
+    kept = {header["name"].lower(): header["value"] for header in endpoint.custom_headers if header.get("secret")}
+    stored = []
+    for row in rows:
+        name, value, secret = (row.get("name") or "").strip(), row.get("value") or "", bool(row.get("secret"))
+        if not name:
+            continue
+        if secret:
+            value = secret_box().encrypt(value) if value else kept[name.lower()]
+        stored.append({"name": name, "value": value, "secret": secret})
+    return stored
+
+
+def secret_header_names(endpoint: Endpoint | None) -> frozenset[str]:
+    """Lower-case names of the endpoint's secret headers (a blank value in the form keeps those)."""
+    return frozenset(h["name"].lower() for h in (endpoint.custom_headers if endpoint else []) if h.get("secret"))
 
 
 def stored_secret_field(endpoint: Endpoint | None) -> str | None:
@@ -78,6 +102,8 @@ def form_data(endpoint: Endpoint) -> dict:
         "threads": endpoint.threads,
         "auth_type": endpoint.auth_type,
         **{name: getattr(endpoint, f"auth_{name}") or "" for name in PLAIN_FIELDS},
+        "custom_headers": [{"name": h["name"], "value": "" if h.get("secret") else h["value"],
+                            "secret": bool(h.get("secret"))} for h in endpoint.custom_headers],
     }
 
 
@@ -85,6 +111,7 @@ def describe(endpoint: Endpoint) -> dict:
     view = endpoint_health.describe(endpoint)
     return {
         "id": endpoint.id, **form_data(endpoint), "secret_stored": endpoint.has_secret,
+        "previous_secret_valid_until": iso(signing_secrets.window_end(endpoint)),
         "health": {
             "state": view.state,
             "since": iso(view.since),

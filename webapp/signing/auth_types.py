@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import basic, s3, sigv4
+from . import basic, s3, sigv4, standard_webhooks
 from .request import MessageContent, OutgoingRequest, SigningSettings
 
 Signer = Callable[[SigningSettings, OutgoingRequest, MessageContent, dt.datetime], OutgoingRequest]
@@ -30,6 +30,10 @@ class AuthType:
     suggested: dict[str, str] = field(default_factory=dict)
     # Extra checks of a field's value: raise ValueError with the problem.
     checks: dict[str, Callable[[str], None]] = field(default_factory=dict)
+    # Headers it sets (lower case, fnmatch patterns; {vendor_key} is the endpoint's): no custom header may.
+    headers: tuple[str, ...] = ()
+    # Its secret can be generated and rotated with a window during which the old one stays valid.
+    rotates: bool = False
 
     @property
     def plain_fields(self) -> tuple[str, ...]:
@@ -39,12 +43,16 @@ class AuthType:
 NONE = AuthType("none", "None")
 TYPES: dict[str, AuthType] = {kind.name: kind for kind in (
     NONE,
-    AuthType("basic", "Basic", ("username", "password"), "password", basic.with_basic),
+    AuthType("basic", "Basic", ("username", "password"), "password", basic.with_basic, headers=("authorization",)),
     AuthType("aws", "AWS", ("region", "service", "access_key_id", "secret_key", "algo_prefix", "vendor_key"),
-             "secret_key", sigv4.with_sigv4, defaults={"algo_prefix": "AWS4", "vendor_key": "Amz"}),
+             "secret_key", sigv4.with_sigv4, defaults={"algo_prefix": "AWS4", "vendor_key": "Amz"},
+             headers=("authorization", "x-amz-*", "x-{vendor_key}-date", "x-{vendor_key}-auth")),
     AuthType("aws-s3", "AWS-S3", ("region", "service", "access_key_id", "secret_key", "filename_format"),
-             "secret_key", s3.as_s3_put, suggested={"service": "s3"},
+             "secret_key", s3.as_s3_put, suggested={"service": "s3"}, headers=("authorization", "x-amz-*"),
              checks={"filename_format": s3.check_filename_format}),
+    AuthType("hmac", "HMAC signature (Standard Webhooks)", ("signing_secret",), "signing_secret",
+             standard_webhooks.with_signature, checks={"signing_secret": standard_webhooks.check_secret},
+             rotates=True),
 )}
 
 

@@ -54,6 +54,8 @@ class SigningSettings(Protocol):
     vendor_key: str
     filename_format: str
     file_extension: str
+    previous_secret: str
+    previous_secret_until: dt.datetime | None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from ..domain import endpoints as endpoint_service
+from ..domain import signing_secrets
 from ..domain.events import emit
 from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
@@ -19,7 +20,7 @@ from ..extensions import db
 from ..signing.auth_types import FIELD_DEFAULTS
 from ..storage.models import Endpoint, Message
 from ..text_rules import unencodable_problem
-from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
+from .api_fields import ENDPOINT_FIELDS, as_form_items, endpoint_fields
 from .forms import EndpointForm
 from .openapi import document, operation
 
@@ -27,6 +28,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 EVENT_FIELDS = {"action", "customer", "data"}
 RESEND_FIELDS = {"force"}
+ROTATE_FIELDS = {"window_hours", "secret"}
 
 
 def error(status: int, message: str, field: str | None = None):
@@ -214,6 +216,23 @@ def update_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(endpoint))
 
 
+@bp.post("/endpoints/<id:endpoint_id>/rotate-secret")
+@operation("Rotate a Standard Webhooks signing secret", body="Rotate", body_required=False,
+           description="The new secret (generated unless given) signs at once; the old one keeps signing too "
+                       "for window_hours (default 24), both signatures space-separated, newest first.",
+           answers={200: ("Rotated", "Rotated")})
+def rotate_secret(endpoint_id: int):
+    endpoint = live_endpoint(endpoint_id)
+    body = json_object(ROTATE_FIELDS) if request.get_data(cache=True) else {}
+    given = body.get("secret")
+    if given is not None and not isinstance(given, str):
+        raise InvalidInput("secret", f"must be a string or null, got {type(given).__name__}")
+    secret = signing_secrets.rotate(endpoint, given, body.get("window_hours", signing_secrets.DEFAULT_WINDOW_HOURS))
+    db.session.commit()
+    return jsonify({"secret": None if given else secret, "fingerprints": signing_secrets.fingerprints(endpoint),
+                    "previous_secret_valid_until": endpoint_service.iso(signing_secrets.window_end(endpoint))})
+
+
 @bp.delete("/endpoints/<id:endpoint_id>")
 @operation("Delete an endpoint (the log keeps its messages; pending ones end failed)",
            answers={204: ("Deleted", None)})
@@ -239,10 +258,11 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     values = {**defaults, **body}
     fields = endpoint_fields()
     formdata = ImmutableMultiDict(
-        [(key, item) for key, value in values.items() for item in as_form_values(key, fields[key], value)]
+        [pair for key, value in values.items() for pair in as_form_items(key, fields[key], value)]
     )
     has_secret = endpoint.id is not None and endpoint_service.secret_fits(endpoint, str(values.get("auth_type")))
-    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret)
+    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret,
+                        stored_secret_headers=endpoint_service.secret_header_names(endpoint))
     if not form.validate():
         field, message = form.first_error()
         raise InvalidInput(field, message)

@@ -8,6 +8,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS
 from wtforms import (
     BooleanField,
+    FieldList,
+    Form,
+    FormField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -16,6 +19,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..delivery import custom_headers as header_rules
 from ..delivery.payload import FORM, JSON
 from ..delivery.urlguard import MAX_URL_LENGTH, check_url
 from ..errors import InvalidInput
@@ -103,6 +107,14 @@ class WholeNumberField(StringField):
         return self.raw
 
 
+class HeaderForm(Form):
+    """One custom header; a secret value is write-only (blank keeps the stored one)."""
+
+    name = StringField("Name", filters=[strip])
+    value = StringField("Value")
+    secret = BooleanField("Secret")
+
+
 _FROM_REQUEST = object()
 
 
@@ -180,9 +192,21 @@ class EndpointForm(BrowserForm):
                    "spellcheck": "false"},
     )
 
-    def __init__(self, *args, has_secret: bool = False, **kwargs):
+    signing_secret = PasswordField(
+        "Signing secret", validators=[Length(max=200)], render_kw={"autocomplete": "new-password"},
+        description="A Standard Webhooks secret: whsec_ followed by base64 of 24 to 64 random bytes. "
+                    "Generate one, or paste the one your receiver already has.")
+    custom_headers = FieldList(
+        FormField(HeaderForm), "Custom headers", max_entries=header_rules.MAX_HEADERS,
+        description="Sent on every attempt, e.g. an API key or a tenant id. A secret value is write-only, "
+                    "stored encrypted and redacted in the log.")
+
+    def __init__(self, *args, has_secret: bool = False, stored_secret_headers: frozenset[str] = frozenset(),
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.has_secret = has_secret
+        # Lower-case names of the secret headers stored: a blank value keeps the stored one.
+        self.stored_secret_headers = stored_secret_headers
         catalogue = current_app.config["WEBHOOKS_ACTIONS"]
         self.actions.choices = [SelectChoice(a, action_label(a)) for a in (ALL_ACTIONS, *catalogue)]
 
@@ -199,6 +223,21 @@ class EndpointForm(BrowserForm):
     def validate_actions(self, field):
         if not field.data:
             raise ValidationError("select at least one action")
+
+    def validate_custom_headers(self, field):
+        seen = set()
+        for number, entry in enumerate(field.entries, start=1):
+            name, value, secret = entry.form.name.data or "", entry.form.value.data or "", entry.form.secret.data
+            if not name and not value:
+                continue  # an empty row
+            keeps = secret and not value and name.lower() in self.stored_secret_headers
+            problem = (header_rules.name_problem(name, self.auth_type.data, self.vendor_key.data or "")
+                       or ("is a second header of that name" if name.lower() in seen else None)
+                       or header_rules.value_problem(value)
+                       or (None if value or keeps else "needs a value"))
+            seen.add(name.lower())
+            if problem:
+                raise ValidationError(f"header {number} ({name[:40] or 'no name'}): {problem}")
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

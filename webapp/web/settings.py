@@ -7,6 +7,7 @@ HTMX requests get one block of the page's template back, never a whole page.
 from __future__ import annotations
 
 import json
+import re
 
 from flask import (
     Blueprint,
@@ -23,10 +24,12 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import func, select
 
 from ..delivery.try_endpoint import send_test
-from ..domain import endpoint_health
+from ..domain import endpoint_health, signing_secrets
 from ..domain import endpoints as endpoint_service
+from ..errors import InvalidInput
 from ..extensions import db
-from ..signing.auth_types import FIELD_ORDER, LABELS, SECRET_FIELDS, auth_type
+from ..signing import standard_webhooks
+from ..signing.auth_types import FIELD_ORDER, LABELS, SECRET_FIELDS, TYPES, auth_type
 from ..storage.models import PENDING_STATUSES, Endpoint, Message
 from .forms import ALL_ACTIONS, EndpointForm, action_label
 
@@ -63,7 +66,8 @@ def new():
 @bp.route("/<id:endpoint_id>", methods=["GET", "POST"])
 def edit(endpoint_id: int):
     endpoint = live_endpoint(endpoint_id)
-    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    form = EndpointForm(data=endpoint_service.form_data(endpoint),
+                        stored_secret_headers=endpoint_service.secret_header_names(endpoint))
     form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
         endpoint_service.apply_form(endpoint, form.data, by=current_user.email)
@@ -126,6 +130,32 @@ def auth_fields(endpoint_id: int | None):
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
 
 
+@bp.post("/generate-secret")
+def generate_secret():
+    """A new Standard Webhooks secret in the form, shown this once; Save stores it (write-only from then on)."""
+    return render_block(EDIT_TEMPLATE, "generated_secret", secret=standard_webhooks.new_secret())
+
+
+@bp.post("/<id:endpoint_id>/rotate-secret")
+def rotate_secret(endpoint_id: int):
+    """Rotate: the new secret signs at once, the old one too until the window ends. Shown this once."""
+    endpoint = live_endpoint(endpoint_id)
+    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    raw = request.form.get("window_hours", "").strip()
+    # Anything but ASCII digits reaches rotate() as -1, which it refuses naming the field.
+    hours = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw, re.ASCII) else (
+        signing_secrets.DEFAULT_WINDOW_HOURS if raw == "" else -1)
+    given = request.form.get("new_secret", "").strip() or None
+    try:
+        secret = signing_secrets.rotate(endpoint, given, hours)
+    except InvalidInput as exc:
+        db.session.rollback()
+        page, _ = render_edit(endpoint, form, rotation_problem=f"Not rotated: {exc.problem}.")
+        return page, 422
+    db.session.commit()
+    return render_edit(endpoint, form, new_secret=None if given else secret, rotated=True)
+
+
 @bp.post("/<id:endpoint_id>/test")
 def test(endpoint_id: int):
     """Send one sample message with the saved settings and show the request and response."""
@@ -145,7 +175,11 @@ def test(endpoint_id: int):
 
 
 def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: str | None = None,
-                result=None, problem: str | None = None):
+                result=None, problem: str | None = None, **rotation):
+    errors = bool(form.errors)
+    # Room for new headers: blank rows are ignored when saving.
+    for _ in range(min(2, form.custom_headers.max_entries - len(form.custom_headers.entries))):
+        form.custom_headers.append_entry()
     page = render_template(
         EDIT_TEMPLATE,
         endpoint=endpoint,
@@ -159,14 +193,17 @@ def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: s
         result=result,
         problem=problem,
         **auth_context(endpoint, form),
+        **signing_context(endpoint),
+        **rotation,
     )
-    return page, 422 if form.errors else 200
+    return page, 422 if errors else 200
 
 
 def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | None = None):
     status = 422 if problem else 200
     if is_htmx():
-        return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem), status
+        return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem,
+                            **signing_context(endpoint)), status
     form = EndpointForm(data=endpoint_service.form_data(endpoint))
     page, _ = render_edit(endpoint, form, test_action=action, result=result, problem=problem)
     return page, status
@@ -181,9 +218,22 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         # A field of another type that was sent with a bad value is shown too, so its error is seen.
         "auth_shown": [name for name in FIELD_ORDER if name in kind.fields or form[name].errors],
         "secret_fields": SECRET_FIELDS,
+        "generated_fields": [kind.secret for kind in TYPES.values() if kind.rotates],
+        "stored_secret_headers": endpoint_service.secret_header_names(endpoint),
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
         "retype_secrets": [name for name in SECRET_FIELDS if form.errors and request.form.get(name)],
+    }
+
+
+def signing_context(endpoint: Endpoint | None) -> dict:
+    """What the page says about a Standard Webhooks secret: fingerprints and the rotation window."""
+    rotates = endpoint is not None and auth_type(endpoint.auth_type).rotates and endpoint.has_secret
+    return {
+        "signing_fingerprints": signing_secrets.fingerprints(endpoint) if rotates else [],
+        "rotation_window_end": signing_secrets.window_end(endpoint) if rotates else None,
+        "default_window_hours": signing_secrets.DEFAULT_WINDOW_HOURS,
+        "max_window_hours": signing_secrets.MAX_WINDOW_HOURS,
     }
 
 
