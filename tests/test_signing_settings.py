@@ -74,6 +74,7 @@ def test_rotate_on_the_page_shows_the_new_secret_once_and_the_window(operator):
     [endpoint] = endpoints()
     assert stored_secret(endpoint) == new and secret_box().decrypt(endpoint.auth_previous_secret_encrypted) == SECRET
     assert "Rotation window" in page and SECRET not in page
+    assert f'value="{VALID["url"]}"' in page, "the settings form below shows the saved settings"
     later = html(operator.get(f"/settings/{endpoint.id}"))
     assert new not in later and SECRET not in later, "shown once"
     assert "Rotation window" in later and endpoint.auth_previous_secret_until.strftime("%Y-%m-%d %H:%M") in later

@@ -29,7 +29,14 @@ from ..domain import endpoints as endpoint_service
 from ..errors import InvalidInput
 from ..extensions import db
 from ..signing import standard_webhooks
-from ..signing.auth_types import FIELD_ORDER, LABELS, SECRET_FIELDS, TYPES, auth_type
+from ..signing.auth_types import (
+    FIELD_ORDER,
+    LABELS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    TYPES,
+    auth_type,
+)
 from ..storage.models import PENDING_STATUSES, Endpoint, Message
 from .forms import ALL_ACTIONS, EndpointForm, action_label
 
@@ -140,7 +147,7 @@ def generate_secret():
 def rotate_secret(endpoint_id: int):
     """Rotate: the new secret signs at once, the old one too until the window ends. Shown this once."""
     endpoint = live_endpoint(endpoint_id)
-    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    form = EndpointForm(formdata=None, data=endpoint_service.form_data(endpoint))
     raw = request.form.get("window_hours", "").strip()
     # Anything but ASCII digits reaches rotate() as -1, which it refuses naming the field.
     hours = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw, re.ASCII) else (
@@ -204,7 +211,7 @@ def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | 
     if is_htmx():
         return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem,
                             **signing_context(endpoint)), status
-    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    form = EndpointForm(formdata=None, data=endpoint_service.form_data(endpoint))
     page, _ = render_edit(endpoint, form, test_action=action, result=result, problem=problem)
     return page, status
 
@@ -218,6 +225,8 @@ def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
         # A field of another type that was sent with a bad value is shown too, so its error is seen.
         "auth_shown": [name for name in FIELD_ORDER if name in kind.fields or form[name].errors],
         "secret_fields": SECRET_FIELDS,
+        # The only values the type switch sends: never a secret, nor a custom header's value.
+        "auth_plain_fields": list(PLAIN_FIELDS),
         "generated_fields": [kind.secret for kind in TYPES.values() if kind.rotates],
         "stored_secret_headers": endpoint_service.secret_header_names(endpoint),
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
