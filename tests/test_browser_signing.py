@@ -65,6 +65,7 @@ def test_generate_save_rotate_and_custom_headers(page, server, tmp_path):  # noq
 
         page.click("button:has-text('Test')")
         page.wait_for_selector("text=How to verify")
+        page.locator("#test-result").screenshot(path=str((SHOTS or tmp_path) / "test-result.png"))
         [request] = receiver.requests
         assert check_standard_webhooks(request, generated) is None
         assert request.header("X-Api-Key") == "header-secret-1" and request.header("X-Tenant") == "acme"

@@ -87,9 +87,21 @@ def test_a_bad_window_is_refused_and_nothing_rotates(operator, hours):
     operator.post("/settings/new", {**HMAC, "signing_secret": SECRET})
     [endpoint] = endpoints()
     response = operator.post(f"/settings/{endpoint.id}/rotate-secret", {"window_hours": hours})
-    assert response.status_code == 422 and "Not rotated: must be a whole number of hours from 0 to 720" in html(response)
+    assert response.status_code == 422 and "Not rotated: “Old secret valid for (hours)” must be a whole number of hours from 0 to 720" in html(response)
     [endpoint] = endpoints()
     assert stored_secret(endpoint) == SECRET and endpoint.auth_previous_secret_encrypted is None
+
+
+def test_a_bad_pasted_secret_or_another_type_does_not_rotate(operator):
+    operator.post("/settings/new", {**HMAC, "signing_secret": SECRET})
+    [endpoint] = endpoints()
+    response = operator.post(f"/settings/{endpoint.id}/rotate-secret", {"new_secret": "whsec_" + base64.b64encode(b"short").decode()})
+    assert response.status_code == 422 and "Not rotated: the new secret must hold 24 to 64 bytes" in html(response)
+    [endpoint] = endpoints()
+    assert stored_secret(endpoint) == SECRET and endpoint.auth_previous_secret_encrypted is None
+    operator.post(f"/settings/{endpoint.id}", {**VALID})  # no authentication any more
+    response = operator.post(f"/settings/{endpoint.id}/rotate-secret", {})
+    assert response.status_code == 422 and "Not rotated: only an endpoint with a stored" in html(response)
 
 
 def test_api_creates_rotates_and_never_shows_secrets(app, client):

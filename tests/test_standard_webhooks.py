@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from cryptography.fernet import Fernet, InvalidToken
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.exceptions import WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
@@ -27,6 +28,7 @@ from webapp.domain.logbook.resend import resend
 from webapp.extensions import db
 from webapp.signing import standard_webhooks
 from webapp.signing.request import MessageContent
+from webapp.storage.crypto import secret_box
 from webapp.storage.models import DONE, Endpoint, utcnow
 
 pytestmark = pytest.mark.db
@@ -161,3 +163,30 @@ def test_secrets_are_generated_whsec_and_checked():
             standard_webhooks.check_secret(bad)
     assert re.fullmatch(r"[0-9a-f]{4}(:[0-9a-f]{4}){3}", standard_webhooks.fingerprint(OLD))
     assert standard_webhooks.fingerprint(OLD) != standard_webhooks.fingerprint(NEW)
+
+
+def test_rotate_key_re_encrypts_signing_secrets_and_secret_headers(app):
+    endpoint = hmac_endpoint("http://127.0.0.1:9/hook")
+    endpoint.custom_headers = [{"name": "X-Api-Key", "value": secret_box().encrypt("header-value"), "secret": True},
+                               {"name": "X-Tenant", "value": "acme", "secret": False}]
+    signing_secrets.rotate(endpoint, NEW, window_hours=24)
+    db.session.commit()
+    old_key = app.config["WEBHOOKS_ENCRYPTION_KEY"]
+    new_key = Fernet.generate_key().decode()
+    app.config["WEBHOOKS_ENCRYPTION_KEY"] = f"{new_key},{old_key}"
+    app.extensions.pop("webhooks_secret_box", None)  # secret_box() is cached per app
+    try:
+        result = app.test_cli_runner().invoke(args=["rotate-key"])
+        assert result.exit_code == 0 and "re-encrypted 3 secrets" in result.output, result.output
+        db.session.expire_all()
+        endpoint = db.session.get(Endpoint, endpoint.id)
+        tokens = [endpoint.auth_secret_encrypted, endpoint.auth_previous_secret_encrypted,
+                  endpoint.custom_headers[0]["value"]]
+        assert [Fernet(new_key).decrypt(t.encode()).decode() for t in tokens] == [NEW, OLD, "header-value"]
+        for token in tokens:
+            with pytest.raises(InvalidToken):
+                Fernet(old_key).decrypt(token.encode())
+        assert endpoint.custom_headers[1]["value"] == "acme", "a plain value stays as it is"
+    finally:
+        app.config["WEBHOOKS_ENCRYPTION_KEY"] = old_key
+        app.extensions.pop("webhooks_secret_box", None)

@@ -42,6 +42,7 @@ from .forms import ALL_ACTIONS, EndpointForm, action_label
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
+ROTATE_LABELS = {"window_hours": "“Old secret valid for (hours)” ", "secret": "the new secret "}
 LIST_TEMPLATE = "settings/index.html"
 EDIT_TEMPLATE = "settings/edit.html"
 
@@ -157,7 +158,8 @@ def rotate_secret(endpoint_id: int):
         secret = signing_secrets.rotate(endpoint, given, hours)
     except InvalidInput as exc:
         db.session.rollback()
-        page, _ = render_edit(endpoint, form, rotation_problem=f"Not rotated: {exc.problem}.")
+        named = ROTATE_LABELS.get(exc.field, "")
+        page, _ = render_edit(endpoint, form, rotation_problem=f"Not rotated: {named}{exc.problem}.")
         return page, 422
     db.session.commit()
     return render_edit(endpoint, form, new_secret=None if given else secret, rotated=True)
