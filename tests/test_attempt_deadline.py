@@ -102,8 +102,9 @@ def test_the_configured_dns_servers_answer_and_the_attempt_goes_through():
 
 def test_a_kept_alive_connection_is_watched_by_the_next_attempt_too():
     """The first attempt leaves its connection in the pool; the second reuses it and must still time out."""
-    from webapp.delivery.send import OutgoingRequest, send
+    from webapp.delivery.send import send
     from webapp.delivery.transport import Transport
+    from webapp.signing.request import OutgoingRequest
 
     with Receiver() as receiver:
         transport = Transport(guard=False)

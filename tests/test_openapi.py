@@ -60,8 +60,8 @@ def test_request_fields_in_the_document_are_the_ones_the_api_reads(app, document
 
     schemas = document["components"]["schemas"]
     assert set(schemas["NewEndpoint"]["properties"]) == set(ENDPOINT_FIELDS)
-    assert set(schemas["Endpoint"]["properties"]) == set(ENDPOINT_FIELDS) - {"password", "secret_key"} | {
-        "id", "secret_stored", "health"}
+    assert set(schemas["Endpoint"]["properties"]) == set(ENDPOINT_FIELDS) - {"password", "secret_key", "signing_secret"} | {
+        "id", "secret_stored", "previous_secret_valid_until", "health"}
     assert set(schemas["Event"]["properties"]) == api.EVENT_FIELDS
     assert set(schemas["Resend"]["properties"]) == api.RESEND_FIELDS
     assert schemas["Event"]["properties"]["action"]["enum"] == list(app.config["WEBHOOKS_ACTIONS"])
@@ -138,6 +138,13 @@ def test_every_operation_answers_what_the_document_says(app, client, document):
     call("get", "/api/v1/messages/999999", "/api/v1/messages/{message_id}", 404)
     call("get", "/api/v1/openapi.json", "/api/v1/openapi.json", 200)
 
+    rotate = "/api/v1/endpoints/{endpoint_id}/rotate-secret"
+    call("post", f"{endpoint}/rotate-secret", rotate, 400)  # a Basic endpoint has no secret to rotate
+    call("patch", endpoint, "/api/v1/endpoints/{endpoint_id}", 200, json={
+        "auth_type": "hmac", "signing_secret": "whsec_" + "A" * 40,
+        "custom_headers": [{"name": "X-Tenant", "value": "t1"}, {"name": "X-Api-Key", "value": "k", "secret": True}]})
+    call("post", f"{endpoint}/rotate-secret", rotate, 200, json={"window_hours": 1})
+
     call("delete", endpoint, "/api/v1/endpoints/{endpoint_id}", 204)
     call("get", endpoint, "/api/v1/endpoints/{endpoint_id}", 404)
     call("get", "/api/v1/endpoints", "/api/v1/endpoints", 401, headers={"Authorization": "Bearer whk_wrong"})
@@ -176,7 +183,7 @@ def test_the_live_api_keeps_to_its_document(api_schema, app):
     # schemathesis leaves out the operation that serves the document it was loaded from.
     assert {op.label for op in operations} >= {"POST /api/v1/events", "PATCH /api/v1/endpoints/{endpoint_id}",
                                                "POST /api/v1/messages/{message_id}/resend"}
-    assert len(operations) == 8, " ; ".join(op.label for op in operations)
+    assert len(operations) == 9, " ; ".join(op.label for op in operations)
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.db
 @pytest.fixture
 def retrying(app):
     """A message waiting for its third attempt (no worker runs here, so it stays that way)."""
-    endpoint = make_endpoint("http://127.0.0.1:9/hook", name="Shop", actions=["checkout"])
+    make_endpoint("http://127.0.0.1:9/hook", name="Shop", actions=["checkout"])
     message = db.session.get(Message, emit("checkout", "c1", {"n": 1}).messages[0].id)
     message.status, message.attempts, message.response_code = "resent", 2, 503
     db.session.commit()

@@ -11,16 +11,21 @@ from redis import Redis
 
 from tests.support.factories import final, make_endpoint
 from tests.support.receiver import Receiver
+from webapp.domain import signing_secrets
 from webapp.domain.events import emit_many
 from webapp.domain.logbook.export import stream
 from webapp.domain.logbook.filters import LogFilter
 from webapp.extensions import db
+from webapp.storage.crypto import secret_box
 from webapp.storage.models import Attempt
 
 pytestmark = pytest.mark.db
 
 PASSWORD = "basic-Pa55word-unique-7d1e"
 AWS_SECRET = "aws-Secret-Key-unique-4c2b"
+WHSEC_OLD = "whsec_" + base64.b64encode(b"scan-old-standard-webhooks-key!!").decode()
+WHSEC_NEW = "whsec_" + base64.b64encode(b"scan-new-standard-webhooks-key!!").decode()
+HEADER_SECRET = "header-Value-unique-5a9c"
 
 
 def redis_dump(redis: Redis) -> bytes:
@@ -71,17 +76,26 @@ def test_no_secret_in_redis_jobs_database_export_pages_or_logs(app, client, star
         make_endpoint(receiver.url, auth_type="aws", auth_region="eu-west-1", auth_service="execute-api",
                       auth_access_key_id="AKIDSCAN", auth_algo_prefix="AWS4", auth_vendor_key="Amz",
                       secret=AWS_SECRET, actions=["checkout"])
+        signed = make_endpoint(receiver.url, auth_type="hmac", secret=WHSEC_OLD, actions=["checkout"])
+        signed.custom_headers = [{"name": "X-Api-Key", "value": secret_box().encrypt(HEADER_SECRET), "secret": True}]
+        signing_secrets.rotate(signed, WHSEC_NEW, window_hours=24)  # both secrets sign
+        db.session.commit()
         events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(3)])
         queued = redis_dump(Redis.from_url(redis_server.url))  # the wake-up job, before a worker takes it
         worker = start_worker(env={"WEBHOOKS_RETRY_INTERVAL": "5"})
-        receiver.wait_for(6)
+        receiver.wait_for(9)
         dump = queued + redis_dump(Redis.from_url(redis_server.url))
         for event in events:
             for message in event.messages:
                 final(message.id, timeout=30)
 
         basic_token = base64.b64encode(f"shop:{PASSWORD}".encode())
-        forbidden = [PASSWORD.encode(), AWS_SECRET.encode(), basic_token]
+        forbidden = [PASSWORD.encode(), AWS_SECRET.encode(), basic_token, WHSEC_OLD.encode(), WHSEC_NEW.encode(),
+                     HEADER_SECRET.encode()]
+        forbidden += [part.encode() for r in receiver.requests if r.header("Webhook-Signature")
+                      for part in r.header("Webhook-Signature").split(" ")]  # the signatures sent
+        assert len(forbidden) > 6 and all(r.header("X-Api-Key") == HEADER_SECRET for r in receiver.requests
+                                          if r.header("Webhook-Signature")), "the scan looks for what was sent"
         assert b"rq:job:" in dump and b"webapp.jobs.deliver" in dump, "the scan saw RQ's jobs"
         attempts = db.session.scalars(db.select(Attempt)).all()
         stored = "\n".join(
@@ -89,6 +103,7 @@ def test_no_secret_in_redis_jobs_database_export_pages_or_logs(app, client, star
             for a in attempts
         ).encode()
         assert b"Basic [redacted]" in stored and b"Signature=[redacted]" in stored
+        assert b"v1,[redacted] v1,[redacted]" in stored and b'"X-Api-Key", "[redacted]"' in stored
         export = "".join(stream(LogFilter(), "csv")).encode() + "".join(stream(LogFilter(), "psv")).encode()
         logs = worker.output().encode()
         message_ids = [m.id for e in events for m in e.messages]

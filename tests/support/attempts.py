@@ -5,8 +5,9 @@ import time
 
 from webapp.delivery.names import Resolver, system_resolver
 from webapp.delivery.outcome import Outcome
-from webapp.delivery.send import OutgoingRequest, send
+from webapp.delivery.send import send
 from webapp.delivery.transport import Transport
+from webapp.signing.request import OutgoingRequest
 
 
 def attempt(url: str, timeout: float = 1.0, limit: int = 1000, guard: bool = False, proxy_url: str | None = None,

@@ -204,3 +204,27 @@ def escher_verifier(access_key_id: str, secret: str, region: str, service: str,
         lambda request: check_escher(request, access_key_id, secret, region, service, algo_prefix, vendor_key),
         403, fail_first,
     )
+
+
+# --------------------------------------------------------------------------- Standard Webhooks
+
+def check_standard_webhooks(request: RecordedRequest, secret: str) -> str | None:
+    """Verify with both the ``standardwebhooks`` package and ``svix``'s verifier, as a partner would;
+    None only when both accept the raw body and headers."""
+    from standardwebhooks import Webhook as StandardWebhook
+    from svix.webhooks import Webhook as SvixWebhook
+
+    headers = dict(request.headers)
+    # standardwebhooks parses the body as JSON unless told not to; a form body is fine too.
+    checks = (("standardwebhooks", lambda: StandardWebhook(secret).verify(request.body, headers, json_parse=False)),
+              ("svix", lambda: SvixWebhook(secret).verify(request.body, headers)))
+    for name, verify in checks:
+        try:
+            verify()
+        except Exception as exc:  # noqa: BLE001 - each library's refusal is the verdict
+            return f"{name}: {exc}"
+    return None
+
+
+def standard_webhooks_verifier(secret: str, fail_first: int = 0) -> Verifier:
+    return Verifier(lambda request: check_standard_webhooks(request, secret), 401, fail_first)

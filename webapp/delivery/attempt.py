@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 
+from ..signing.request import MessageContent
 from ..storage.models import utcnow
 from .outcome import Outcome, not_sent
-from .outgoing import MessageContent, build_request
+from .outgoing import build_request
 from .send import build_failure, send
 from .target import Target
 from .transport import Transport

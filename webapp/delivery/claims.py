@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..signing.request import MessageContent
 from ..storage.endpoint_lookups import live
 from ..storage.models import (
     Endpoint,
@@ -34,7 +35,6 @@ from ..storage.models import (
 from ..storage.statuses import PENDING_STATUSES, QUEUED, RESENT
 from . import health as rules
 from .health import Health
-from .outgoing import MessageContent
 
 # How many messages one claim takes: a run sent in order, or one lane's share of a parallel batch.
 ORDERED_BATCH = 50

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..signing.request import MessageContent
 from ..storage.models import utcnow
 from ..storage.statuses import RetryPolicy
 from . import claims, dispatch
@@ -23,7 +24,6 @@ from .attempt import make_attempt
 from .health import ALL_DUE, FAILURES_BEFORE_FAILING, Health, retry_after_time
 from .ledger import Claimed, Recorded
 from .outcome import Outcome
-from .outgoing import MessageContent
 from .target import Target
 from .transport import Transport
 

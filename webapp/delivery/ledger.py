@@ -27,13 +27,13 @@ from typing import Any, Callable
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from ..signing.request import MessageContent
 from ..storage.models import HEALTHY, utcnow
 from ..storage.statuses import RetryPolicy
 from . import claims, health_records, records, rollups
 from . import health as rules
 from .health import Health
 from .outcome import Outcome
-from .outgoing import MessageContent
 
 log = logging.getLogger(__name__)
 

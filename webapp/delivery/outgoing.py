@@ -2,27 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
+from ..signing.request import MessageContent, OutgoingRequest
 from .authenticate import authenticate
 from .payload import CONTENT_TYPES, envelope, render_body
-from .send import OutgoingRequest
 from .target import Target
 
 USER_AGENT = "Webhooks/0.1 (+self-hosted loyalty webhooks)"
-
-
-@dataclass(frozen=True)
-class MessageContent:
-    """What a delivery needs of a message and its event; loaded in one query per batch."""
-
-    message_id: int
-    attempt_number: int
-    event_id: str
-    action: str
-    customer: str
-    created_at: dt.datetime
-    data_json: str
 
 
 def build_request(target: Target, content: MessageContent, now: dt.datetime) -> OutgoingRequest:
@@ -36,5 +22,10 @@ def build_request(target: Target, content: MessageContent, now: dt.datetime) -> 
         ("Webhook-Id", content.event_id),
         ("Webhook-Timestamp", str(int(now.replace(tzinfo=dt.timezone.utc).timestamp()))),
     ]
-    request = OutgoingRequest(method="POST", url=target.url, headers=headers, body=body)
+    if target.headers_problem:
+        raise ValueError(f"a secret custom header: {target.headers_problem}")
+    # The endpoint's own headers go before signing: AWS signatures cover them too.
+    headers += [(name, value) for name, value, _ in target.custom_headers]
+    secret = frozenset(name.lower() for name, _, is_secret in target.custom_headers if is_secret)
+    request = OutgoingRequest(method="POST", url=target.url, headers=headers, body=body, secret_headers=secret)
     return authenticate(target, request, content, now)

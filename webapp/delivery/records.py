@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from ..signing.request import MessageContent
 from ..storage.models import Attempt, Message, response_class
 from ..storage.statuses import RESENT, RetryPolicy
 from . import health as rules
 from . import postgresql_bulk
 from .outcome import Outcome, not_sent
-from .outgoing import MessageContent
 
 LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording an outcome (lease expired)"
 

@@ -8,10 +8,10 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..signing.request import MessageContent
 from ..storage.models import DURATION_BUCKETS_MS, StatsHour, StatsMinute
 from ..storage.statuses import DONE, FAILED, RESENT, RetryPolicy
 from .outcome import Outcome
-from .outgoing import MessageContent
 
 STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
 _UPSERTS: dict[tuple[str, str], object] = {}

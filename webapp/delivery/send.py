@@ -8,15 +8,12 @@ connecting to the last byte of the response.
 from __future__ import annotations
 
 import codecs
-import functools
 import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
 from urllib3.exceptions import (
     ConnectTimeoutError,
     NameResolutionError,
@@ -27,6 +24,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util import Timeout
 
+from ..signing.request import OutgoingRequest, wire_url
 from ..storage.models import utcnow
 from . import deadline
 from .deadline import DeadlineExceeded
@@ -36,6 +34,11 @@ from .urlguard import ForbiddenTarget
 
 REDACTED = "[redacted]"
 SIGNATURE_PATTERN = re.compile(r"(Signature=)[0-9a-fA-F]+")
+# Standard Webhooks: each signature becomes "v1,[redacted]", so the log still shows how many were sent.
+VERSIONED_SIGNATURES = re.compile(r"(v1,)[A-Za-z0-9+/=]+(?: v1,[A-Za-z0-9+/=]+)*")
+VERSIONED_SIGNATURE = re.compile(r"(v1,)[A-Za-z0-9+/=]+")
+# Schemes kept in front of a redacted value ("Basic [redacted]"); anything else is redacted whole.
+KEPT_SCHEMES = frozenset({"basic", "bearer"})
 CHARSET = re.compile(r"charset=\"?([\w.:-]+)", re.IGNORECASE)
 # Error texts never quote a header: its value may be a signature or a secret.
 HEADER_ERROR = re.compile(r"invalid (?:leading whitespace, reserved character\(s\), or return character\(s\) in )?"
@@ -47,23 +50,6 @@ READ_CHUNK = 64 * 1024
 MAX_RESPONSE_BYTES = 1024 * 1024
 
 
-@dataclass
-class OutgoingRequest:
-    method: str
-    url: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    # Header names whose values are secret or signatures: redacted when stored.
-    secret_headers: frozenset[str] = frozenset()
-
-
-@functools.lru_cache(maxsize=4096)
-def wire_url(url: str) -> str:
-    """The URL exactly as requests sends it: IDNA host, path and query re-quoted
-    (raw UTF-8 encoded, ``%7e`` -> ``~``, ``%2f`` -> ``%2F``). Signatures must cover this form."""
-    return requests.Request("GET", url).prepare().url
-
-
 def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list[tuple[str, str]]:
     redacted = []
     for name, value in headers:
@@ -71,8 +57,10 @@ def redact(headers: list[tuple[str, str]], secret_names: frozenset[str]) -> list
             scheme, _, rest = value.partition(" ")
             if "Signature=" in rest:
                 value = SIGNATURE_PATTERN.sub(lambda m: m.group(1) + REDACTED, value)
+            elif VERSIONED_SIGNATURES.fullmatch(value):
+                value = VERSIONED_SIGNATURE.sub(lambda m: m.group(1) + REDACTED, value)
             else:
-                value = f"{scheme} {REDACTED}" if rest else REDACTED
+                value = f"{scheme} {REDACTED}" if rest and scheme.lower() in KEPT_SCHEMES else REDACTED
         redacted.append((name, value))
     return redacted
 

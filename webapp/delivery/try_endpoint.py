@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import insert
 
 from ..extensions import db
+from ..signing.request import MessageContent
 from ..storage.models import (
     Attempt,
     Endpoint,
@@ -23,7 +24,6 @@ from ..storage.models import (
 from ..storage.statuses import after_test
 from .attempt import make_attempt
 from .outcome import Outcome
-from .outgoing import MessageContent
 from .records import attempt_row
 from .target import Target
 from .transport import Transport

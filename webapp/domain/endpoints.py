@@ -5,64 +5,81 @@ from sqlalchemy import Select, func, select
 
 from ..delivery import dispatch
 from ..extensions import db
+from ..signing.auth_types import PLAIN_FIELDS, auth_type, same_secret
 from ..storage.crypto import secret_box
 from ..storage.models import HEALTHY, Endpoint, Message, utcnow
 from ..storage.statuses import CANCELLED, PENDING_STATUSES
-from ..web.forms import AUTH_FIELDS, EndpointForm
-from . import endpoint_health
+from . import endpoint_health, signing_secrets
 from .logbook.resend import failed_not_resent, resend_all
 
-PLAIN_AUTH_FIELDS = ("username", "region", "service", "access_key_id", "algo_prefix", "vendor_key", "filename_format")
 
-
-def apply_form(endpoint: Endpoint, form: EndpointForm, by: str | None = None) -> Endpoint:
-    """Copy a validated form onto the endpoint; a blank secret keeps the stored one.
-    ``by`` names who saves (an operator's e-mail, an API token), in case it disables the endpoint."""
-    endpoint.name = (form.name.data or "").strip() or "Webhook endpoint"
+def apply_form(endpoint: Endpoint, values: dict, by: str | None = None) -> Endpoint:
+    """Copy validated settings (the settings form's ``data``) onto the endpoint; a blank secret keeps the
+    stored one. ``by`` names who saves (an operator's e-mail, an API token), in case it disables the endpoint."""
+    endpoint.name = (values["name"] or "").strip() or "Webhook endpoint"
     if endpoint.id is None:
-        endpoint.enabled = bool(form.enabled.data)
+        endpoint.enabled = bool(values["enabled"])
     else:
-        set_enabled(endpoint, bool(form.enabled.data), by)
-    endpoint.use_proxy = bool(form.use_proxy.data)
-    endpoint.url = form.url.data
-    endpoint.timeout = form.timeout.data or 1
-    endpoint.content_type = form.content_type.data
-    endpoint.actions = form.actions.data
-    endpoint.queue_batches = bool(form.queue_batches.data)
-    endpoint.threads = form.threads.data or 8
+        set_enabled(endpoint, bool(values["enabled"]), by)
+    endpoint.use_proxy = bool(values["use_proxy"])
+    endpoint.url = values["url"]
+    endpoint.timeout = values["timeout"] or 1
+    endpoint.content_type = values["content_type"]
+    endpoint.actions = values["actions"]
+    endpoint.queue_batches = bool(values["queue_batches"])
+    endpoint.threads = values["threads"] or 8
     previous_type = endpoint.auth_type
-    endpoint.auth_type = form.auth_type.data
-    required, secret_name = AUTH_FIELDS[endpoint.auth_type]
-    for name in PLAIN_AUTH_FIELDS:
-        value = (form[name].data or "").strip()
-        setattr(endpoint, f"auth_{name}", value if name in required or value else None)
-    new_secret = form[secret_name].data if secret_name else None
-    if secret_name is None:
+    endpoint.auth_type = values["auth_type"]
+    kind = auth_type(endpoint.auth_type)
+    for name in PLAIN_FIELDS:
+        value = (values[name] or "").strip()
+        setattr(endpoint, f"auth_{name}", value if name in kind.fields or value else None)
+    new_secret = values[kind.secret] if kind.secret else None
+    if kind.secret is None:
         endpoint.auth_secret_encrypted = None
     elif new_secret:
         endpoint.auth_secret_encrypted = secret_box().encrypt(new_secret)
-    elif previous_type != endpoint.auth_type and not _same_secret_kind(previous_type, endpoint.auth_type):
+    elif previous_type != endpoint.auth_type and not same_secret(previous_type, endpoint.auth_type):
         endpoint.auth_secret_encrypted = None
+    if new_secret or not endpoint.auth_secret_encrypted or not kind.rotates:
+        # A secret typed in replaces the stored one at once: no rotation window any more.
+        endpoint.auth_previous_secret_encrypted = endpoint.auth_previous_secret_until = None
+    endpoint.custom_headers = stored_headers(endpoint, values.get("custom_headers") or [])
     endpoint.updated_at = utcnow()
     return endpoint
 
 
+def stored_headers(endpoint: Endpoint, rows: list[dict]) -> list[dict]:
+    """Validated header rows as stored: empty rows dropped, secret values encrypted, a blank secret
+    value keeping the stored one of that name."""
+    kept = {header["name"].lower(): header["value"] for header in endpoint.custom_headers if header.get("secret")}
+    stored = []
+    for row in rows:
+        name, value, secret = (row.get("name") or "").strip(), row.get("value") or "", bool(row.get("secret"))
+        if not name:
+            continue
+        if secret:
+            value = secret_box().encrypt(value) if value else kept[name.lower()]
+        stored.append({"name": name, "value": value, "secret": secret})
+    return stored
+
+
+def secret_header_names(endpoint: Endpoint | None) -> frozenset[str]:
+    """Lower-case names of the endpoint's secret headers (a blank value in the form keeps those)."""
+    return frozenset(h["name"].lower() for h in (endpoint.custom_headers if endpoint else []) if h.get("secret"))
+
+
 def stored_secret_field(endpoint: Endpoint | None) -> str | None:
-    """The secret input ("password" or "secret_key") that the stored secret belongs to."""
+    """The secret input (e.g. "password" or "secret_key") that the stored secret belongs to."""
     if endpoint is None or not endpoint.has_secret:
         return None
-    return AUTH_FIELDS.get(endpoint.auth_type, AUTH_FIELDS["none"])[1]
+    return auth_type(endpoint.auth_type).secret
 
 
-def secret_fits(endpoint: Endpoint, auth_type: str) -> bool:
+def secret_fits(endpoint: Endpoint, new_type: str) -> bool:
     """Whether a blank secret may keep the stored one: a Basic password is no AWS secret key."""
     stored = stored_secret_field(endpoint)
-    return stored is not None and stored == AUTH_FIELDS.get(auth_type, AUTH_FIELDS["none"])[1]
-
-
-def _same_secret_kind(old: str | None, new: str) -> bool:
-    """An AWS secret stays valid when switching between aws and aws-s3; a password does not."""
-    return {old, new} <= {"aws", "aws-s3"}
+    return stored is not None and stored == auth_type(new_type).secret
 
 
 def form_data(endpoint: Endpoint) -> dict:
@@ -78,7 +95,9 @@ def form_data(endpoint: Endpoint) -> dict:
         "queue_batches": endpoint.queue_batches,
         "threads": endpoint.threads,
         "auth_type": endpoint.auth_type,
-        **{name: getattr(endpoint, f"auth_{name}") or "" for name in PLAIN_AUTH_FIELDS},
+        **{name: getattr(endpoint, f"auth_{name}") or "" for name in PLAIN_FIELDS},
+        "custom_headers": [{"name": h["name"], "value": "" if h.get("secret") else h["value"],
+                            "secret": bool(h.get("secret"))} for h in endpoint.custom_headers],
     }
 
 
@@ -86,6 +105,7 @@ def describe(endpoint: Endpoint) -> dict:
     view = endpoint_health.describe(endpoint)
     return {
         "id": endpoint.id, **form_data(endpoint), "secret_stored": endpoint.has_secret,
+        "previous_secret_valid_until": iso(signing_secrets.window_end(endpoint)),
         "health": {
             "state": view.state,
             "since": iso(view.since),

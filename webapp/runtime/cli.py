@@ -103,8 +103,17 @@ def purge(days: int | None) -> None:
 def rotate_key() -> None:
     """Re-encrypt every stored secret with the first key of WEBHOOKS_ENCRYPTION_KEY."""
     box = secret_box()
-    endpoints = db.session.scalars(select(Endpoint).where(Endpoint.auth_secret_encrypted.is_not(None))).all()
-    for endpoint in endpoints:
-        endpoint.auth_secret_encrypted = box.rotate(endpoint.auth_secret_encrypted)
+    count = 0
+    for endpoint in db.session.scalars(select(Endpoint)).all():
+        for column in ("auth_secret_encrypted", "auth_previous_secret_encrypted"):
+            if getattr(endpoint, column):
+                setattr(endpoint, column, box.rotate(getattr(endpoint, column)))
+                count += 1
+        headers = endpoint.custom_headers
+        for header in headers:
+            if header.get("secret"):
+                header["value"] = box.rotate(header["value"])
+                count += 1
+        endpoint.custom_headers = headers
     db.session.commit()
-    click.echo(f"re-encrypted {len(endpoints)} secrets with the current key")
+    click.echo(f"re-encrypted {count} secrets with the current key")

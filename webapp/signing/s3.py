@@ -13,6 +13,12 @@ import datetime as dt
 import string
 from urllib.parse import quote
 
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from .request import MessageContent, OutgoingRequest, SigningSettings, wire_url
+
 PLACEHOLDERS = ("action", "customer", "event_id", "message_id", "date", "ext")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 VALUE_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "\\": "%5C"})
@@ -75,3 +81,21 @@ def _pieces(template: str, values: dict[str, str], created_at: dt.datetime):
 def object_url(bucket_url: str, key: str) -> str:
     """Bucket URL (path-style or virtual-host style) + the percent-encoded key."""
     return bucket_url.rstrip("/") + "/" + quote(key, safe="/~")
+
+
+def as_s3_put(target: SigningSettings, request: OutgoingRequest, content: MessageContent,
+              now: dt.datetime) -> OutgoingRequest:
+    """PUT the message as an object; botocore signs it the S3 way (x-amz-content-sha256)."""
+    key = render_key(
+        target.filename_format, action=content.action, customer=content.customer,
+        event_id=content.event_id, message_id=content.message_id, created_at=content.created_at,
+        ext=target.file_extension,
+    )
+    url = wire_url(object_url(target.url, key))
+    aws_request = AWSRequest(method="PUT", url=url, data=request.body, headers=dict(request.headers))
+    aws_request.headers["x-amz-meta-webhook-id"] = content.event_id
+    credentials = Credentials(target.access_key_id, target.secret)
+    S3SigV4Auth(credentials, target.service or "s3", target.region).add_auth(aws_request)
+    headers = [(name, value) for name, value in aws_request.headers.items()]
+    return OutgoingRequest("PUT", url, headers, request.body,
+                           secret_headers=request.secret_headers | frozenset({"authorization"}))

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from email.utils import format_datetime
 from urllib.parse import SplitResult, quote, unquote_to_bytes, urlsplit
 
+from .request import MessageContent, OutgoingRequest, SigningSettings, wire_url
+
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 PAYLOAD_HASH_HEADER = "X-Amz-Content-SHA256"
 
@@ -232,3 +234,18 @@ def find(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def without(headers: list[tuple[str, str]], name: str) -> list[tuple[str, str]]:
     return [(key, value) for key, value in headers if key.lower() != name.lower()]
+
+
+def with_sigv4(target: SigningSettings, request: OutgoingRequest, content: MessageContent,
+               now: datetime.datetime) -> OutgoingRequest:
+    """The request signed for the endpoint's region, service, prefix and vendor key, on its wire URL."""
+    url = wire_url(request.url)
+    added = sign(
+        request.method, url, request.headers, request.body,
+        access_key_id=target.access_key_id, secret_key=target.secret, region=target.region,
+        service=target.service, algo_prefix=target.algo_prefix, vendor_key=target.vendor_key,
+        now=now.replace(tzinfo=datetime.timezone.utc),
+    )
+    auth_header = "authorization" if target.vendor_key.lower() == "amz" else f"x-{target.vendor_key.lower()}-auth"
+    signed = OutgoingRequest(request.method, url, request.headers, request.body, request.secret_headers)
+    return signed.adding(added, {auth_header})

@@ -68,8 +68,13 @@ class Endpoint(db.Model):
     auth_algo_prefix: Mapped[str | None] = mapped_column(String(32))
     auth_vendor_key: Mapped[str | None] = mapped_column(String(32))
     auth_filename_format: Mapped[str | None] = mapped_column(String(512))
-    # Basic password or AWS secret key, Fernet-encrypted (see webapp.storage.crypto).
+    # Basic password, AWS secret key or Standard Webhooks secret, Fernet-encrypted (see webapp.storage.crypto).
     auth_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # After a Standard Webhooks rotation: the old secret, still signed with until the window ends.
+    auth_previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    auth_previous_secret_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # [{"name", "value", "secret"}] sent on every attempt; a secret value is Fernet-encrypted.
+    custom_headers_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     # Held by the one job that delivers a queue-batches-off endpoint in order.
     lease_owner: Mapped[str | None] = mapped_column(String(36))
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -105,6 +110,14 @@ class Endpoint(db.Model):
     @property
     def has_secret(self) -> bool:
         return bool(self.auth_secret_encrypted)
+
+    @property
+    def custom_headers(self) -> list[dict]:
+        return json.loads(self.custom_headers_json or "[]")
+
+    @custom_headers.setter
+    def custom_headers(self, value: list[dict]) -> None:
+        self.custom_headers_json = json.dumps(value)
 
 
 class Event(db.Model):

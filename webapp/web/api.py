@@ -11,15 +11,17 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from ..domain import endpoints as endpoint_service
+from ..domain import signing_secrets
 from ..domain.events import emit
 from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
 from ..errors import InvalidInput
 from ..extensions import db
+from ..signing.auth_types import FIELD_DEFAULTS
 from ..storage.endpoint_lookups import live_endpoints, live_or_404
 from ..storage.models import Endpoint, Message
 from ..text_rules import unencodable_problem
-from .api_fields import ENDPOINT_FIELDS, as_form_values, endpoint_fields
+from .api_fields import ENDPOINT_FIELDS, as_form_items, endpoint_fields
 from .forms import EndpointForm
 from .openapi import document, operation
 
@@ -27,6 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 EVENT_FIELDS = {"action", "customer", "data"}
 RESEND_FIELDS = {"force"}
+ROTATE_FIELDS = {"window_hours", "secret"}
 
 
 def error(status: int, message: str, field: str | None = None):
@@ -213,6 +216,23 @@ def update_endpoint(endpoint_id: int):
     return jsonify(endpoint_service.describe(endpoint))
 
 
+@bp.post("/endpoints/<id:endpoint_id>/rotate-secret")
+@operation("Rotate a Standard Webhooks signing secret", body="Rotate", body_required=False,
+           description="The new secret (generated unless given) signs at once; the old one keeps signing too "
+                       "for window_hours (default 24), both signatures space-separated, newest first.",
+           answers={200: ("Rotated", "Rotated")})
+def rotate_secret(endpoint_id: int):
+    endpoint = live_or_404(endpoint_id)
+    body = json_object(ROTATE_FIELDS) if request.get_data(cache=True) else {}
+    given = body.get("secret")
+    if given is not None and not isinstance(given, str):
+        raise InvalidInput("secret", f"must be a string or null, got {type(given).__name__}")
+    secret = signing_secrets.rotate(endpoint, given, body.get("window_hours", signing_secrets.DEFAULT_WINDOW_HOURS))
+    db.session.commit()
+    return jsonify({"secret": None if given else secret, "fingerprints": signing_secrets.fingerprints(endpoint),
+                    "previous_secret_valid_until": endpoint_service.iso(signing_secrets.window_end(endpoint))})
+
+
 @bp.delete("/endpoints/<id:endpoint_id>")
 @operation("Delete an endpoint (the log keeps its messages; pending ones end failed)",
            answers={204: ("Deleted", None)})
@@ -224,8 +244,8 @@ def delete_endpoint(endpoint_id: int):
 
 
 def defaults_for_new() -> dict:
-    return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none",
-            "algo_prefix": "AWS4", "vendor_key": "Amz", "timeout": None}
+    return {"enabled": True, "content_type": "json", "threads": 8, "auth_type": "none", **FIELD_DEFAULTS,
+            "timeout": None}
 
 
 def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
@@ -233,14 +253,15 @@ def save(endpoint: Endpoint, body: dict, defaults: dict) -> Endpoint:
     values = {**defaults, **body}
     fields = endpoint_fields()
     formdata = ImmutableMultiDict(
-        [(key, item) for key, value in values.items() for item in as_form_values(key, fields[key], value)]
+        [pair for key, value in values.items() for pair in as_form_items(key, fields[key], value)]
     )
     has_secret = endpoint.id is not None and endpoint_service.secret_fits(endpoint, str(values.get("auth_type")))
-    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret)
+    form = EndpointForm(formdata=formdata, meta={"csrf": False}, has_secret=has_secret,
+                        stored_secret_headers=endpoint_service.secret_header_names(endpoint))
     if not form.validate():
         field, message = form.first_error()
         raise InvalidInput(field, message)
-    endpoint_service.apply_form(endpoint, form, by=f"API token {g.api_token.name}")
+    endpoint_service.apply_form(endpoint, form.data, by=f"API token {g.api_token.name}")
     db.session.add(endpoint)
     db.session.commit()
     endpoint_service.after_enabled(endpoint)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from wtforms import (
     BooleanField,
+    FieldList,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -28,6 +29,31 @@ def endpoint_fields() -> dict[str, UnboundField]:
 
 
 ENDPOINT_FIELDS = frozenset(endpoint_fields())
+
+
+HEADER_KEYS = {"name", "value", "secret"}
+
+
+def as_form_items(name: str, field: UnboundField, value) -> list[tuple[str, str]]:
+    """A JSON value as (form key, value) pairs; a list of header objects becomes ``name-0-value`` keys."""
+    if not issubclass(field.field_class, FieldList):
+        return [(name, item) for item in as_form_values(name, field, value)]
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise InvalidInput(name, "must be a list of {\"name\", \"value\", \"secret\"} objects")
+    if len(value) > field.kwargs["max_entries"]:
+        raise InvalidInput(name, f"at most {field.kwargs['max_entries']} headers")
+    items = []
+    for number, row in enumerate(value):
+        unknown = sorted(set(row) - HEADER_KEYS)
+        if unknown:
+            raise InvalidInput(name, f"header {number + 1}: unknown key {unknown[0][:40]!r}; allowed: name, value, secret")
+        if not isinstance(row.get("name"), str) or not isinstance(row.get("value", ""), (str, type(None))):
+            raise InvalidInput(name, f"header {number + 1}: name must be a string, value a string or null")
+        if not isinstance(row.get("secret", False), bool):
+            raise InvalidInput(name, f"header {number + 1}: secret must be true or false")
+        items += [(f"{name}-{number}-name", row["name"]), (f"{name}-{number}-value", row.get("value") or "")]
+        items += [(f"{name}-{number}-secret", "y")] if row.get("secret") else []
+    return items
 
 
 def as_form_values(name: str, field: UnboundField, value) -> list[str]:
@@ -58,10 +84,12 @@ def as_form_values(name: str, field: UnboundField, value) -> list[str]:
 def field_schema(name: str, field: UnboundField, choices: dict[str, list[str]]) -> dict:
     """The JSON Schema of one setting, for the OpenAPI document; ``choices`` of the select fields by name."""
     kind, kwargs = field.field_class, field.kwargs
-    label = field.args[0] if field.args else name
+    label = next((arg for arg in field.args if isinstance(arg, str)), name)  # a FieldList's first is its entry
     described = {"title": label, **({"description": kwargs["description"]} if kwargs.get("description") else {})}
     if issubclass(kind, SelectMultipleField):
         return {**described, "type": "array", "items": {"type": "string", "enum": choices[name]}, "minItems": 1}
+    if issubclass(kind, FieldList):
+        return {**described, "type": "array", "maxItems": kwargs["max_entries"], "items": HEADER_SCHEMA}
     if issubclass(kind, BooleanField):
         return {**described, "type": "boolean"}
     if issubclass(kind, WholeNumberField):
@@ -79,3 +107,12 @@ def field_schema(name: str, field: UnboundField, choices: dict[str, list[str]]) 
     if issubclass(kind, PasswordField):
         schema["writeOnly"] = True
     return schema
+
+
+HEADER_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+    "name": {"type": "string", "description": "An HTTP header name the product does not set itself"},
+    "value": {"type": ["string", "null"], "description": "Printable ASCII. Shown back as \"\" when secret; "
+                                                        "a blank secret value keeps the stored one"},
+    "secret": {"type": "boolean", "default": False,
+               "description": "Write-only, stored encrypted, redacted in the log"},
+}}

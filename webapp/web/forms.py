@@ -8,6 +8,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.form import SUBMIT_METHODS
 from wtforms import (
     BooleanField,
+    FieldList,
+    Form,
+    FormField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -16,24 +19,16 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from ..delivery.authenticate import AUTH_TYPES
+from ..delivery import custom_headers as header_rules
 from ..delivery.payload import FORM, JSON
 from ..delivery.urlguard import MAX_URL_LENGTH, check_url
 from ..errors import InvalidInput
+from ..signing.auth_types import FIELD_DEFAULTS, LABELS, TYPES, auth_type
 from ..storage.models import ALL_ACTIONS
 from ..text_rules import control_character_problem
 
 MAX_TIMEOUT = 60
 MAX_THREADS = 64
-# Per authentication type: (required plain fields, the secret field it needs).
-AUTH_FIELDS = {
-    "none": ((), None),
-    "basic": (("username",), "password"),
-    "aws": (("region", "service", "access_key_id", "algo_prefix", "vendor_key"), "secret_key"),
-    "aws-s3": (("region", "service", "access_key_id", "filename_format"), "secret_key"),
-}
-SECRET_FIELDS = ("password", "secret_key")
-AUTH_LABELS = {"none": "None", "basic": "Basic", "aws": "AWS", "aws-s3": "AWS-S3"}
 
 
 def strip(value):
@@ -112,6 +107,14 @@ class WholeNumberField(StringField):
         return self.raw
 
 
+class HeaderForm(Form):
+    """One custom header; a secret value is write-only (blank keeps the stored one)."""
+
+    name = StringField("Name", filters=[strip])
+    value = StringField("Value")
+    secret = BooleanField("Secret")
+
+
 _FROM_REQUEST = object()
 
 
@@ -163,7 +166,7 @@ class EndpointForm(BrowserForm):
         description="Parallel threads when queue batches is on: 1 to 64.",
         render_kw={"type": "text", "inputmode": "numeric", "autocomplete": "off"},
     )
-    auth_type = SelectField("Authentication", choices=[SelectChoice(t, AUTH_LABELS[t]) for t in AUTH_TYPES], default="none",
+    auth_type = SelectField("Authentication", choices=[SelectChoice(t, LABELS[t]) for t in TYPES], default="none",
                             description="An authentication header lets the receiver check that a message comes from us.")
     username = StringField("Username", filters=[strip], validators=[Length(max=255), PlainText(), NO_COLON],
                            render_kw={"autocomplete": "off"})
@@ -176,10 +179,10 @@ class EndpointForm(BrowserForm):
                                 render_kw={"autocomplete": "off"})
     secret_key = PasswordField("Access Key Secret", validators=[Length(max=1024)],
                                render_kw={"autocomplete": "new-password"})
-    algo_prefix = StringField("Algorithm prefix", default="AWS4", filters=[strip],
+    algo_prefix = StringField("Algorithm prefix", default=FIELD_DEFAULTS["algo_prefix"], filters=[strip],
                               validators=[Length(max=32), PlainText(), HEADER_TOKEN],
                               description="AWS4 for AWS; another prefix (for example EMS) for Escher-style signatures.")
-    vendor_key = StringField("Vendor key", default="Amz", filters=[strip], validators=[Length(max=32), PlainText(), VENDOR_KEY],
+    vendor_key = StringField("Vendor key", default=FIELD_DEFAULTS["vendor_key"], filters=[strip], validators=[Length(max=32), PlainText(), VENDOR_KEY],
                              description="Amz for AWS. Another vendor key V sends X-V-Date and the signature in X-V-Auth.")
     filename_format = StringField(
         "Filename format", filters=[strip], validators=[Length(max=512), PlainText()],
@@ -189,9 +192,21 @@ class EndpointForm(BrowserForm):
                    "spellcheck": "false"},
     )
 
-    def __init__(self, *args, has_secret: bool = False, **kwargs):
+    signing_secret = PasswordField(
+        "Signing secret", validators=[Length(max=200)], render_kw={"autocomplete": "new-password"},
+        description="A Standard Webhooks secret: whsec_ followed by base64 of 24 to 64 random bytes. "
+                    "Generate one, or paste the one your receiver already has.")
+    custom_headers = FieldList(
+        FormField(HeaderForm), "Custom headers", max_entries=header_rules.MAX_HEADERS,
+        description="Sent on every attempt, e.g. an API key or a tenant id. A secret value is write-only, "
+                    "stored encrypted and redacted in the log.")
+
+    def __init__(self, *args, has_secret: bool = False, stored_secret_headers: frozenset[str] = frozenset(),
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.has_secret = has_secret
+        # Lower-case names of the secret headers stored: a blank value keeps the stored one.
+        self.stored_secret_headers = stored_secret_headers
         catalogue = current_app.config["WEBHOOKS_ACTIONS"]
         self.actions.choices = [SelectChoice(a, action_label(a)) for a in (ALL_ACTIONS, *catalogue)]
 
@@ -209,33 +224,48 @@ class EndpointForm(BrowserForm):
         if not field.data:
             raise ValidationError("select at least one action")
 
+    def validate_custom_headers(self, field):
+        seen = set()
+        for number, entry in enumerate(field.entries, start=1):
+            name, value, secret = entry.form.name.data or "", entry.form.value.data or "", entry.form.secret.data
+            if not name and not value:
+                continue  # an empty row
+            keeps = secret and not value and name.lower() in self.stored_secret_headers
+            problem = (header_rules.name_problem(name, self.auth_type.data, self.vendor_key.data or "")
+                       or ("is a second header of that name" if name.lower() in seen else None)
+                       or header_rules.value_problem(value)
+                       or (None if value or keeps else "needs a value"))
+            seen.add(name.lower())
+            if problem:
+                raise ValidationError(f"header {number} ({name[:40] or 'no name'}): {problem}")
+
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         return self._validate_auth() and valid
 
     def _validate_auth(self) -> bool:
-        required, secret = AUTH_FIELDS.get(self.auth_type.data, ((), None))
+        kind = auth_type(self.auth_type.data)
         ok = True
-        for name in required:
+        for name in kind.fields:
             field = self[name]
-            field.data = (field.data or "").strip()
-            if not field.data:
-                field.errors.append(f"is required for {AUTH_LABELS[self.auth_type.data]} authentication")
+            if name == kind.secret:
+                missing = not field.data and not self.has_secret
+            else:
+                field.data = (field.data or "").strip()
+                missing = not field.data
+            if missing:
+                field.errors.append(f"is required for {kind.label} authentication")
                 ok = False
-        if secret and not self[secret].data and not self.has_secret:
-            self[secret].errors.append(f"is required for {AUTH_LABELS[self.auth_type.data]} authentication")
-            ok = False
-        if self.auth_type.data == "aws-s3" and self.filename_format.data:
-            ok = self._validate_filename_format() and ok
+            elif name in kind.checks and field.data:
+                ok = self._check(field, kind.checks[name]) and ok
         return ok
 
-    def _validate_filename_format(self) -> bool:
-        from ..signing.s3 import check_filename_format
-
+    @staticmethod
+    def _check(field, check) -> bool:
         try:
-            check_filename_format(self.filename_format.data)
+            check(field.data)
         except ValueError as exc:
-            self.filename_format.errors.append(str(exc))
+            field.errors.append(str(exc))
             return False
         return True
 

@@ -16,10 +16,11 @@ from flask import Flask, current_app
 
 from ..delivery.payload import CONTENT_TYPES
 from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
+from ..domain.signing_secrets import DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS
+from ..signing.auth_types import SECRET_FIELDS, TYPES
 from ..storage.models import ALL_ACTIONS
 from ..storage.statuses import STATUSES
 from .api_fields import endpoint_fields, field_schema
-from .forms import SECRET_FIELDS
 
 API_PREFIX = "/api/v1"
 BLUEPRINT = "api"
@@ -138,7 +139,7 @@ def schemas() -> dict:
     catalogue = list(current_app.config["WEBHOOKS_ACTIONS"])
     fields = endpoint_fields()
     choices = {"actions": [ALL_ACTIONS, *catalogue], "content_type": list(CONTENT_TYPES),
-               "auth_type": ["none", "basic", "aws", "aws-s3"]}
+               "auth_type": list(TYPES)}
     settings = {name: field_schema(name, unbound, choices) for name, unbound in fields.items()}
     shown = {name: stored_form(schema) for name, schema in settings.items() if name not in SECRET_FIELDS}
     return {
@@ -177,14 +178,31 @@ def schemas() -> dict:
                    "properties": {"message_id": {"type": "integer"}, "resend_of": {"type": "integer"},
                                   "queued": {"type": "boolean",
                                              "description": "false: a resend of it was already in flight"}}},
+        "Rotate": {"type": "object", "additionalProperties": False, "properties": {
+            "window_hours": {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW_HOURS,
+                             "default": DEFAULT_WINDOW_HOURS,
+                             "description": "How long the old secret keeps signing too; 0 ends it at once"},
+            "secret": {"type": ["string", "null"], "writeOnly": True,
+                       "description": "A whsec_ secret to use; null or left out: one is generated"}}},
+        "Rotated": {"type": "object", "additionalProperties": False,
+                    "required": ["secret", "fingerprints", "previous_secret_valid_until"], "properties": {
+                        "secret": {"type": ["string", "null"],
+                                   "description": "The generated secret, shown this once; null when it was given"},
+                        "fingerprints": {"type": "array", "items": {"type": "string"},
+                                         "description": "Of the secrets now signing, newest first"},
+                        "previous_secret_valid_until": {"type": ["string", "null"], "format": "date-time"}}},
         "NewEndpoint": {"type": "object", "additionalProperties": False, "required": ["url", "actions"],
                         "properties": settings},
         "EndpointChanges": {"type": "object", "additionalProperties": False, "properties": settings},
         "Endpoint": {"type": "object", "additionalProperties": False,
-                     "required": ["id", "secret_stored", "health", *shown], "properties": {
+                     "required": ["id", "secret_stored", "previous_secret_valid_until", "health", *shown], "properties": {
                          "id": {"type": "integer"}, **shown,
                          "secret_stored": {"type": "boolean",
                                            "description": "A password or secret key is stored (never shown)"},
+                         "previous_secret_valid_until": {
+                             "type": ["string", "null"], "format": "date-time",
+                             "description": "After a Standard Webhooks rotation: until when the old secret "
+                                            "still signs (both signatures are sent); null: no window"},
                          "health": {"$ref": "#/components/schemas/Health"}}},
         "Health": {"type": "object", "additionalProperties": False, "required": list(HEALTH_FIELDS),
                    "description": "Whether messages reach the endpoint (README: How delivery works)",
@@ -214,7 +232,7 @@ def stored_form(schema: dict) -> dict:
     shown = {key: value for key, value in schema.items() if key not in ("writeOnly", "default", "minItems")}
     if isinstance(shown.get("type"), list):
         shown["type"] = [kind for kind in shown["type"] if kind != "null"][0]
-    if shown["type"] == "array":
+    if shown["type"] == "array" and shown["items"].get("type") == "string":
         shown["items"] = {"type": "string"}
     if shown["type"] == "string":
         shown.pop("maxLength", None)  # an older version may have stored longer values

@@ -6,6 +6,8 @@ HTMX requests get one block of the page's template back, never a whole page.
 """
 from __future__ import annotations
 
+import re
+
 from flask import (
     Blueprint,
     current_app,
@@ -20,28 +22,29 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import func, select
 
 from ..delivery.try_endpoint import send_test
-from ..domain import endpoint_health
+from ..domain import endpoint_health, signing_secrets
 from ..domain import endpoints as endpoint_service
+from ..errors import InvalidInput
 from ..extensions import db
+from ..signing import standard_webhooks
+from ..signing.auth_types import (
+    FIELD_ORDER,
+    LABELS,
+    PLAIN_FIELDS,
+    SECRET_FIELDS,
+    TYPES,
+    auth_type,
+)
 from ..storage.endpoint_lookups import live_endpoints, live_or_404
 from ..storage.models import ALL_ACTIONS, Endpoint, Message
 from ..storage.statuses import PENDING_STATUSES
-from .forms import (
-    AUTH_FIELDS,
-    AUTH_LABELS,
-    SECRET_FIELDS,
-    EndpointForm,
-)
+from .forms import EndpointForm
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
+ROTATE_LABELS = {"window_hours": "“Old secret valid for (hours)” ", "secret": "the new secret "}
 LIST_TEMPLATE = "settings/index.html"
 EDIT_TEMPLATE = "settings/edit.html"
-# The seed's order of the authentication fields; each type shows its own subset.
-AUTH_FIELD_ORDER = (
-    "username", "password", "region", "service", "access_key_id", "secret_key",
-    "algo_prefix", "vendor_key", "filename_format",
-)
 
 
 @bp.get("")
@@ -60,7 +63,7 @@ def index():
 def new():
     form = EndpointForm()
     if form.validate_on_submit():
-        endpoint = endpoint_service.apply_form(Endpoint(), form)
+        endpoint = endpoint_service.apply_form(Endpoint(), form.data)
         db.session.add(endpoint)
         db.session.commit()
         flash(f"Endpoint “{endpoint.name}” created. Press Test to send it a sample message.", "success")
@@ -71,10 +74,11 @@ def new():
 @bp.route("/<id:endpoint_id>", methods=["GET", "POST"])
 def edit(endpoint_id: int):
     endpoint = live_or_404(endpoint_id)
-    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+    form = EndpointForm(data=endpoint_service.form_data(endpoint),
+                        stored_secret_headers=endpoint_service.secret_header_names(endpoint))
     form.has_secret = endpoint_service.secret_fits(endpoint, form.auth_type.data)
     if form.validate_on_submit():
-        endpoint_service.apply_form(endpoint, form, by=current_user.email)
+        endpoint_service.apply_form(endpoint, form.data, by=current_user.email)
         db.session.commit()
         endpoint_service.after_enabled(endpoint)
         flash("Settings saved.", "success")
@@ -128,9 +132,37 @@ def auth_fields(endpoint_id: int | None):
     """
     endpoint = live_or_404(endpoint_id) if endpoint_id is not None else None
     form = EndpointForm(formdata=request.form, meta={"csrf": False})
-    if form.auth_type.data == "aws-s3" and not (form.service.data or "").strip():
-        form.service.data = "s3"
+    for name, value in auth_type(form.auth_type.data).suggested.items():
+        if not (form[name].data or "").strip():
+            form[name].data = value
     return render_block(EDIT_TEMPLATE, "auth_fields", **auth_context(endpoint, form))
+
+
+@bp.post("/generate-secret")
+def generate_secret():
+    """A new Standard Webhooks secret in the form, shown this once; Save stores it (write-only from then on)."""
+    return render_block(EDIT_TEMPLATE, "generated_secret", secret=standard_webhooks.new_secret())
+
+
+@bp.post("/<id:endpoint_id>/rotate-secret")
+def rotate_secret(endpoint_id: int):
+    """Rotate: the new secret signs at once, the old one too until the window ends. Shown this once."""
+    endpoint = live_or_404(endpoint_id)
+    form = EndpointForm(formdata=None, data=endpoint_service.form_data(endpoint))
+    raw = request.form.get("window_hours", "").strip()
+    # Anything but ASCII digits reaches rotate() as -1, which it refuses naming the field.
+    hours = int(raw) if re.fullmatch(r"[0-9]{1,6}", raw, re.ASCII) else (
+        signing_secrets.DEFAULT_WINDOW_HOURS if raw == "" else -1)
+    given = request.form.get("new_secret", "").strip() or None
+    try:
+        secret = signing_secrets.rotate(endpoint, given, hours)
+    except InvalidInput as exc:
+        db.session.rollback()
+        named = ROTATE_LABELS.get(exc.field, "")
+        page, _ = render_edit(endpoint, form, rotation_problem=f"Not rotated: {named}{exc.problem}.")
+        return page, 422
+    db.session.commit()
+    return render_edit(endpoint, form, new_secret=None if given else secret, rotated=True)
 
 
 @bp.post("/<id:endpoint_id>/test")
@@ -152,7 +184,11 @@ def test(endpoint_id: int):
 
 
 def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: str | None = None,
-                result=None, problem: str | None = None):
+                result=None, problem: str | None = None, **rotation):
+    errors = bool(form.errors)
+    # Room for new headers: blank rows are ignored when saving.
+    for _ in range(min(2, form.custom_headers.max_entries - len(form.custom_headers.entries))):
+        form.custom_headers.append_entry()
     page = render_template(
         EDIT_TEMPLATE,
         endpoint=endpoint,
@@ -166,37 +202,53 @@ def render_edit(endpoint: Endpoint | None, form: EndpointForm, *, test_action: s
         result=result,
         problem=problem,
         **auth_context(endpoint, form),
+        **signing_context(endpoint),
+        **rotation,
     )
-    return page, 422 if form.errors else 200
+    return page, 422 if errors else 200
 
 
 def render_test(endpoint: Endpoint, action: str, *, result=None, problem: str | None = None):
     status = 422 if problem else 200
     if request.htmx:
-        return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem), status
-    form = EndpointForm(data=endpoint_service.form_data(endpoint))
+        return render_block(EDIT_TEMPLATE, "test_result", endpoint=endpoint, result=result, problem=problem,
+                            **signing_context(endpoint)), status
+    form = EndpointForm(formdata=None, data=endpoint_service.form_data(endpoint))
     page, _ = render_edit(endpoint, form, test_action=action, result=result, problem=problem)
     return page, status
 
 
 def auth_context(endpoint: Endpoint | None, form: EndpointForm) -> dict:
-    required, secret = AUTH_FIELDS.get(form.auth_type.data, AUTH_FIELDS["none"])
+    kind = auth_type(form.auth_type.data)
     return {
         "form": form,
         "auth_fields_url": url_for(".auth_fields", endpoint_id=endpoint.id if endpoint else None),
-        "auth_field_order": AUTH_FIELD_ORDER,
+        "auth_field_order": FIELD_ORDER,
         # A field of another type that was sent with a bad value is shown too, so its error is seen.
-        "auth_shown": [name for name in AUTH_FIELD_ORDER if name in required or name == secret or form[name].errors],
+        "auth_shown": [name for name in FIELD_ORDER if name in kind.fields or form[name].errors],
         "secret_fields": SECRET_FIELDS,
+        # The only values the type switch sends: never a secret, nor a custom header's value.
+        "auth_plain_fields": list(PLAIN_FIELDS),
+        "generated_fields": [kind.secret for kind in TYPES.values() if kind.rotates],
+        "stored_secret_headers": endpoint_service.secret_header_names(endpoint),
         "stored_secret": endpoint_service.stored_secret_field(endpoint),
         # Secrets never come back from the server: after a failed save the operator types them again.
         "retype_secrets": [name for name in SECRET_FIELDS if form.errors and request.form.get(name)],
     }
 
 
+def signing_context(endpoint: Endpoint | None) -> dict:
+    """What the page says about a Standard Webhooks secret: fingerprints and the rotation window."""
+    rotates = endpoint is not None and auth_type(endpoint.auth_type).rotates and endpoint.has_secret
+    return {
+        "signing_fingerprints": signing_secrets.fingerprints(endpoint) if rotates else [],
+        "rotation_window_end": signing_secrets.window_end(endpoint) if rotates else None,
+        "default_window_hours": signing_secrets.DEFAULT_WINDOW_HOURS,
+        "max_window_hours": signing_secrets.MAX_WINDOW_HOURS,
+    }
+
+
 # Queries and small rules
-
-
 
 
 def message_counts(endpoint: Endpoint) -> dict:
@@ -215,5 +267,5 @@ def default_test_action(endpoint: Endpoint | None) -> str | None:
 
 @bp.context_processor
 def labels() -> dict:
-    return {"auth_labels": AUTH_LABELS, "all_actions": ALL_ACTIONS}
+    return {"auth_labels": LABELS, "all_actions": ALL_ACTIONS}
 
