@@ -3,17 +3,26 @@ from __future__ import annotations
 
 
 class InvalidInput(ValueError):
-    """Input rejected, naming the field at fault (``data``, ``timeout``, ...) and, when the
-    field takes one of a fixed set of values, which ones (``allowed``)."""
+    """Input rejected, naming the field at fault (``data``, ``timeout``, ...), when the field
+    takes one of a fixed set of values which ones (``allowed``), and in a list of inputs (a
+    batch of events) which one, counted from 0 (``index``)."""
 
-    def __init__(self, field: str, problem: str, allowed: tuple[str, ...] | None = None):
-        super().__init__(f"{field}: {problem}")
+    def __init__(self, field: str, problem: str, allowed: tuple[str, ...] | None = None,
+                 index: int | None = None):
+        super().__init__(f"{'' if index is None else f'[{index}].'}{field}: {problem}")
         self.field = field
         self.problem = problem
         self.allowed = allowed
+        self.index = index
+
+    def at(self, index: int) -> "InvalidInput":
+        """The same problem, found in item ``index`` of a list."""
+        return InvalidInput(self.field, self.problem, self.allowed, index)
 
     def as_dict(self) -> dict:
         found = {"field": self.field, "error": self.problem}
         if self.allowed is not None:
             found["allowed"] = list(self.allowed)
+        if self.index is not None:
+            found["index"] = self.index
         return found

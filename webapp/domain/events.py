@@ -1,9 +1,10 @@
-"""emit(): the one way events enter, whether from Python, an RQ job or the API.
+"""emit() and emit_many(): the one way events enter, whether from Python, an RQ job or the API.
 
-One transaction writes the event and a queued message per endpoint that
-selected its action; only after the commit are the endpoints' delivery jobs
-kicked. If Redis is down the kick is skipped and the sweep delivers later:
-the database already holds everything.
+One transaction writes the events and a queued message per endpoint that
+selected each action; only after the commit are the endpoints' delivery jobs
+kicked (once per call, however many events). If Redis is down the kick is
+skipped and the sweep delivers later: the database already holds everything.
+A batch is all or nothing: the first bad event fails the call naming its index.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 MAX_ACTION_LENGTH = 100
 MAX_CUSTOMER_LENGTH = 255
 MAX_DATA_DEPTH = 64
+EVENT_FIELDS = ("action", "customer", "data")
+MAX_BATCH_EVENTS = 1_000  # per API request or emit_many job; Python's emit_many() takes any number
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ def validate_event(action: Any, customer: Any, data: Any, max_bytes: int, catalo
         raise InvalidInput("action", f"must be a string, got {type(action).__name__}")
     if not action.strip():
         raise InvalidInput("action", "must not be empty")
+    if problem := unencodable_problem(action):
+        raise InvalidInput("action", problem)
     if len(action) > MAX_ACTION_LENGTH or not ACTION_PATTERN.fullmatch(action):
         raise InvalidInput(
             "action",
@@ -113,17 +118,64 @@ class EmittedEvent:
     data: dict
     messages: list[EmittedMessage]
 
+    def receipt(self) -> dict:
+        """What the API and the RQ jobs answer for it."""
+        return {"event_id": self.id, "message_ids": [m.id for m in self.messages]}
+
+
+def event_from_json(item: Any) -> tuple[Any, Any, Any]:
+    """(action, customer, data) of one event as JSON carries it: an object with exactly EVENT_FIELDS.
+    Their values are validated by emit() and emit_many()."""
+    if not isinstance(item, dict):
+        raise InvalidInput("event", f"must be a JSON object with {', '.join(EVENT_FIELDS)}, got {type(item).__name__}")
+    unknown = sorted(str(key) for key in item if key not in EVENT_FIELDS)
+    if unknown:
+        raise InvalidInput(unknown[0][:100], f"unknown field; allowed fields: {', '.join(EVENT_FIELDS)}")
+    for field in EVENT_FIELDS:
+        if field not in item:
+            raise InvalidInput(field, "is required")
+    return item["action"], item["customer"], item["data"]
+
+
+def events_from_json(items: Any) -> list[tuple[Any, Any, Any]]:
+    """A batch as the API and the emit_many job take it: a list of 1 to MAX_BATCH_EVENTS event objects.
+    A bad item raises InvalidInput with its index."""
+    if not isinstance(items, list):
+        raise InvalidInput("events", f"must be a list of event objects, got {type(items).__name__}")
+    if not 1 <= len(items) <= MAX_BATCH_EVENTS:
+        raise InvalidInput("events", f"holds {len(items)} events; send 1 to {MAX_BATCH_EVENTS} at a time")
+    found = []
+    for index, item in enumerate(items):
+        try:
+            found.append(event_from_json(item))
+        except InvalidInput as exc:
+            raise exc.at(index) from None
+    return found
+
 
 def emit(action: str, customer: str, data: dict) -> EmittedEvent:
     """Record one customer action; its messages (one per endpoint that takes it) are in ``.messages``."""
-    [emitted] = emit_many([(action, customer, data)])
+    max_bytes, catalogue = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"], current_app.config["WEBHOOKS_ACTIONS"]
+    [emitted] = record([validate_event(action, customer, data, max_bytes, catalogue)])
     return emitted
 
 
 def emit_many(items: Iterable[tuple[str, str, dict]]) -> list[EmittedEvent]:
-    """Record many actions in one transaction (all or nothing), with bulk INSERTs."""
+    """Record many (action, customer, data) in one transaction, with bulk INSERTs: all or nothing.
+    The returned events are in the order given. A bad item raises InvalidInput naming its index
+    and field, and nothing is written."""
     max_bytes, catalogue = current_app.config["WEBHOOKS_MAX_EVENT_BYTES"], current_app.config["WEBHOOKS_ACTIONS"]
-    inputs = [validate_event(a, c, d, max_bytes, catalogue) for a, c, d in items]
+    inputs = []
+    for index, (action, customer, data) in enumerate(items):
+        try:
+            inputs.append(validate_event(action, customer, data, max_bytes, catalogue))
+        except InvalidInput as exc:
+            raise exc.at(index) from None
+    return record(inputs)
+
+
+def record(inputs: list[EventInput]) -> list[EmittedEvent]:
+    """Write validated events and their messages in one transaction, then kick delivery once."""
     routes = [(endpoint_id, Endpoint.ALL_ACTIONS in (wanted := set(json.loads(actions or "[]"))), wanted)
               for endpoint_id, actions in active_routes()]
     now = utcnow()
