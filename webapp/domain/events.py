@@ -27,6 +27,9 @@ ACTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 MAX_ACTION_LENGTH = 100
 MAX_CUSTOMER_LENGTH = 255
 MAX_DATA_DEPTH = 64
+CONTAINERS = (dict, list, tuple)
+# Made once: json.dumps() with options builds a new encoder per call, a third of its cost.
+DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 EVENT_FIELDS = ("action", "customer", "data")
 MAX_BATCH_EVENTS = 1_000  # per API request or emit_many job; Python's emit_many() takes any number
 
@@ -68,17 +71,21 @@ def validate_event(action: Any, customer: Any, data: Any, max_bytes: int, catalo
         raise InvalidInput("data", f"must be a JSON object, got {type(data).__name__}")
     check_data(data)
     try:
-        data_json = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        data_json = DATA_ENCODER.encode(data)
     except (TypeError, ValueError) as exc:
         raise InvalidInput("data", f"is not JSON-serialisable ({exc})") from None
-    size = len(data_json.encode())
+    try:
+        size = len(data_json.encode())
+    except UnicodeEncodeError:  # a lone surrogate in a key or a text, named by the rule's own message
+        raise InvalidInput("data", unencodable_problem(data_json)) from None
     if size > max_bytes:
         raise InvalidInput("data", f"is {size} bytes, over the limit of {max_bytes} bytes")
     return EventInput(action, customer, data_json)
 
 
 def check_data(data: dict) -> None:
-    """Keys are strings, text is valid Unicode, nesting is at most MAX_DATA_DEPTH levels.
+    """Keys are strings and nesting is at most MAX_DATA_DEPTH levels (valid Unicode is checked
+    on the encoded JSON, in one call). Only containers are visited: a flat object costs one step.
 
     Walked with a stack, not recursion: a payload nested thousands of levels deep must be
     refused, not overflow Python's stack (json.dumps recurses too, so it comes after this).
@@ -89,15 +96,10 @@ def check_data(data: dict) -> None:
         if depth > MAX_DATA_DEPTH:
             raise InvalidInput("data", f"is nested more than {MAX_DATA_DEPTH} levels deep")
         if isinstance(value, dict):
-            for key, inner in value.items():
-                if not isinstance(key, str):
-                    raise InvalidInput("data", "object keys must be strings")
-                pending.append((key, depth))
-                pending.append((inner, depth + 1))
-        elif isinstance(value, (list, tuple)):
-            pending.extend((inner, depth + 1) for inner in value)
-        elif isinstance(value, str) and (problem := unencodable_problem(value)):
-            raise InvalidInput("data", problem)
+            if not all(isinstance(key, str) for key in value):
+                raise InvalidInput("data", "object keys must be strings")
+            value = value.values()
+        pending.extend((inner, depth + 1) for inner in value if isinstance(inner, CONTAINERS))
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,13 @@ class EmittedEvent:
     action: str
     customer: str
     created_at: dt.datetime
-    data: dict
+    data_json: str
     messages: list[EmittedMessage]
+
+    @property
+    def data(self) -> dict:
+        """A copy of the data as recorded (parsed on demand: a batch's answer does not need it)."""
+        return json.loads(self.data_json)
 
     def receipt(self) -> dict:
         """What the API and the RQ jobs answer for it."""
@@ -208,8 +215,8 @@ def record(inputs: list[EventInput]) -> list[EmittedEvent]:
                                                             row["endpoint_id"]))
     db.session.commit()
     dispatch.kick({row["endpoint_id"] for row in message_rows})
-    return [EmittedEvent(row["id"], row["action"], row["customer"], now, json.loads(row["data"]),
-                         by_event[row["id"]]) for row in event_rows]
+    return [EmittedEvent(row["id"], row["action"], row["customer"], now, row["data"], by_event[row["id"]])
+            for row in event_rows]
 
 
 def active_routes() -> list[tuple[int, str]]:
