@@ -160,3 +160,27 @@ def test_emit_many_returns_the_events_in_order(app):
     assert [len(e.messages) for e in emitted] == [0, 1] * 5
     stored = {e.id: (e.customer, e.data) for e in db.session.scalars(db.select(Event))}
     assert [stored[e.id] for e in emitted] == [(f"c{i}", {"i": i}) for i in range(10)]
+
+
+def test_emit_many_beyond_one_statement_matches_every_message_to_its_event(app):
+    """5,000 messages: more than one multi-row INSERT (storage/bulk.py cuts at 1,000 rows)."""
+    first = make_endpoint("http://127.0.0.1:9/a")
+    second = make_endpoint("http://127.0.0.1:9/b")
+    emitted = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(2_500)])
+    stored = {m.id: (m.event_id, m.endpoint_id) for m in db.session.scalars(db.select(Message))}
+    assert len(stored) == 5_000
+    for event in emitted:
+        assert sorted(stored[m.id] for m in event.messages) == [(event.id, first.id), (event.id, second.id)]
+        assert {m.endpoint_id for m in event.messages} == {first.id, second.id}
+    ids = [m.id for event in emitted for m in event.messages]
+    assert ids == sorted(ids), "message ids grow in the order the events were given"
+
+
+def test_bulk_inserts_refuse_per_row_values_that_need_type_processing(app):
+    from webapp.storage.bulk import insert_rows
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's driver takes datetimes as they are")
+    with pytest.raises(TypeError, match="created_at need type processing"):
+        insert_rows(db.session.connection(), Event.__table__, ("id", "created_at"), [("e1", "2026-01-01")], {})
+    db.session.rollback()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import insert
 
 from ..delivery import dispatch
 from ..errors import InvalidInput
 from ..extensions import db
+from ..storage import bulk
 from ..storage.models import QUEUED, Endpoint, Event, Message, new_event_id, utcnow
 from ..text_rules import control_character_problem, unencodable_problem
 
@@ -31,6 +31,8 @@ CONTAINERS = (dict, list, tuple)
 # Made once: json.dumps() with options builds a new encoder per call, a third of its cost.
 DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 EVENT_FIELDS = ("action", "customer", "data")
+EVENT_COLUMNS = ("id", "action", "customer", "data")
+MESSAGE_COLUMNS = ("event_id", "endpoint_id", "action", "customer")
 MAX_BATCH_EVENTS = 1_000  # per API request or emit_many job; Python's emit_many() takes any number
 
 
@@ -189,34 +191,24 @@ def record(inputs: list[EventInput]) -> list[EmittedEvent]:
     event_rows, message_rows = [], []
     for item in inputs:
         event_id = new_event_id()
-        event_rows.append({"id": event_id, "action": item.action, "customer": item.customer,
-                           "data": item.data_json, "created_at": now, "is_test": False})
-        for endpoint_id, wants_all, wanted in routes:
-            if wants_all or item.action in wanted:
-                message_rows.append({
-                    "event_id": event_id, "endpoint_id": endpoint_id, "action": item.action,
-                    "customer": item.customer, "status": QUEUED, "attempts": 0, "created_at": now,
-                    "next_attempt_at": now, "is_test": False,
-                })
-    # Core on the session's connection (one transaction): the ORM's bulk path costs per row.
+        event_rows.append((event_id, item.action, item.customer, item.data_json))
+        message_rows += [(event_id, endpoint_id, item.action, item.customer)
+                         for endpoint_id, wants_all, wanted in routes if wants_all or item.action in wanted]
+    # Tuples on the session's connection (one transaction), no per-row ORM or Core work (storage/bulk.py).
     connection = db.session.connection()
-    if event_rows:
-        connection.execute(insert(Event.__table__), event_rows)
-    by_event: dict[str, list[EmittedMessage]] = {row["id"]: [] for row in event_rows}
-    if message_rows:
-        # Matched back by (event, endpoint), unique per message: asking for the ids in
-        # parameter order would make SQLite insert row by row.
-        table = Message.__table__
-        created = connection.execute(
-            insert(table).returning(table.c.id, table.c.event_id, table.c.endpoint_id), message_rows).all()
-        ids = {(event_id, endpoint_id): message_id for message_id, event_id, endpoint_id in created}
-        for row in message_rows:
-            by_event[row["event_id"]].append(EmittedMessage(ids[row["event_id"], row["endpoint_id"]],
-                                                            row["endpoint_id"]))
+    bulk.insert_rows(connection, Event.__table__, EVENT_COLUMNS, event_rows, {"created_at": now, "is_test": False})
+    # Matched back by (event, endpoint), unique per message: RETURNING promises no order.
+    created = bulk.insert_rows(connection, Message.__table__, MESSAGE_COLUMNS, message_rows, {
+        "status": QUEUED, "attempts": 0, "created_at": now, "next_attempt_at": now, "is_test": False,
+    }, returning=("id", "event_id", "endpoint_id"))
+    ids = {(event_id, endpoint_id): message_id for message_id, event_id, endpoint_id in created}
+    by_event: dict[str, list[EmittedMessage]] = {row[0]: [] for row in event_rows}
+    for event_id, endpoint_id, _, _ in message_rows:
+        by_event[event_id].append(EmittedMessage(ids[event_id, endpoint_id], endpoint_id))
     db.session.commit()
-    dispatch.kick({row["endpoint_id"] for row in message_rows})
-    return [EmittedEvent(row["id"], row["action"], row["customer"], now, row["data"], by_event[row["id"]])
-            for row in event_rows]
+    dispatch.kick({row[1] for row in message_rows})
+    return [EmittedEvent(event_id, action, customer, now, data_json, by_event[event_id])
+            for event_id, action, customer, data_json in event_rows]
 
 
 def active_routes() -> list[tuple[int, str]]:
