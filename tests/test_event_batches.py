@@ -119,8 +119,8 @@ LIMIT_TEXT = f"send 1 to {MAX_BATCH_EVENTS} at a time"
     ([event(0), event(1, action="nope")], 1, "action", "unknown action 'nope'"),
     ([event(0), event(1, data=[1])], 1, "data", "must be a JSON object, got list"),
     ([event(0), event(1, data=json.loads('{"a":' * 100 + "1" + "}" * 100))], 1, "data", "nested more than 64"),
-    ('[{"action": "checkout", "customer": "c", "data": {}}, {"action": "checkout", "customer": "\\ud800", '
-     '"data": {}}]', 1, "customer", "lone surrogate"),
+    (('[{"action": "checkout", "customer": "c", "data": {}}, {"action": "checkout", "customer": "\\ud800", '
+      '"data": {}}]'), 1, "customer", "lone surrogate"),
     ('[{"action": "\\udfff", "customer": "c", "data": {}}]', 0, "action", "lone surrogate"),
     ('[{"action": "checkout", "customer": "c", "data": {"\\ud800": 1}}]', 0, "data", "lone surrogate"),
     ('[{"action": "checkout", "customer": "c", "data": {}, "\\ud800": 1}]', 0, "\ud800", "unknown field"),

@@ -15,7 +15,7 @@ class InvalidInput(ValueError):
         self.allowed = allowed
         self.index = index
 
-    def at(self, index: int) -> "InvalidInput":
+    def at(self, index: int) -> InvalidInput:
         """The same problem, found in item ``index`` of a list."""
         return InvalidInput(self.field, self.problem, self.allowed, index)
 

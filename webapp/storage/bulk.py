@@ -10,8 +10,9 @@ It runs on the caller's connection, so inside its transaction.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect

@@ -12,8 +12,8 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from ..domain import endpoints as endpoint_service
-from ..domain.events import EVENT_FIELDS as EVENT_FIELD_NAMES
-from ..domain.events import emit, emit_many, event_from_json, events_from_json
+from ..domain import events
+from ..domain.events import MAX_BATCH_EVENTS, emit, emit_many, event_from_json, events_from_json
 from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
 from ..errors import InvalidInput
@@ -26,7 +26,7 @@ from .openapi import document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-EVENT_FIELDS = set(EVENT_FIELD_NAMES)
+EVENT_FIELDS = set(events.EVENT_FIELDS)
 RESEND_FIELDS = {"force"}
 
 
@@ -139,12 +139,12 @@ def openapi_document():
 
 @bp.post("/events")
 @operation("Record a customer action, or a list of them", body="EventOrEvents",
-           description="One event object, or a list of 1 to 1,000 of them (the list's body up to "
+           description=f"One event object, or a list of 1 to {MAX_BATCH_EVENTS:,} of them (the list's body up to "
                        "WEBHOOKS_MAX_BATCH_BYTES) recorded all or nothing: the answer lists the events in the "
                        "order sent; a bad item is a 400 with its `index` (from 0) and `field`, and nothing is "
                        "recorded.",
-           answers={202: ("Recorded, with one queued message per endpoint that selected the action; for a list, "
-                          "one such answer per event, in order", "EventsAccepted")})
+           answers={202: (("Recorded, with one queued message per endpoint that selected the action; for a "
+                           "list, one such answer per event, in order"), "EventsAccepted")})
 def post_event():
     body = json_body(max(current_app.config["WEBHOOKS_MAX_BATCH_BYTES"], current_app.config["MAX_CONTENT_LENGTH"]))
     if isinstance(body, list):
