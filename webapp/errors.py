@@ -9,7 +9,9 @@ class InvalidInput(ValueError):
 
     def __init__(self, field: str, problem: str, allowed: tuple[str, ...] | None = None,
                  index: int | None = None):
-        super().__init__(f"{'' if index is None else f'[{index}].'}{field}: {problem}")
+        where = "" if index is None else f"[{index}]."
+        shown = field or '""'  # an empty JSON key still needs a visible name
+        super().__init__(f"{where}{shown}: {problem}")
         self.field = field
         self.problem = problem
         self.allowed = allowed

@@ -39,9 +39,7 @@ def error(status: int, message: str, field: str | None = None):
 
 @bp.errorhandler(InvalidInput)
 def invalid_input(exc: InvalidInput):
-    shown = exc.field or '""'  # an empty JSON key still needs a visible name
-    where = "" if exc.index is None else f"[{exc.index}]."
-    body = {"error": f"{where}{shown}: {exc.problem}", "field": exc.field}
+    body = {"error": str(exc), "field": exc.field}
     if exc.allowed is not None:
         body["allowed"] = list(exc.allowed)
     if exc.index is not None:
