@@ -14,11 +14,13 @@ ends with the lines other tools read:
     ratio_pg_vs_sqlite X               product on PostgreSQL / on SQLite (queue batches on; _batch_off: off)
     ratio_vs_urllib3_ceiling X         product / a raw urllib3 keep-alive loop (same worker count)
     worker_rss_growth_ratio X          a worker's RSS after 100,000 deliveries / after the first 10,000
+    emit_http_batch_events_per_s X     one client posting lists of 500 events over HTTP
 
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
-receiver. The last three are the bad days' scenarios (bench/bad_days.py) on
-the default set-up of ``make run``: one worker process.
+receiver. The next three are the bad days' scenarios (bench/bad_days.py) on
+the default set-up of ``make run``: one worker process. The last is
+bench/emit_batches.py on the first database (gunicorn as ``make run`` starts it).
 Progress and failures go to stderr as ``#`` lines; stdout holds figures only.
 """
 from __future__ import annotations
@@ -37,7 +39,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from . import bad_days, baseline_celery, baseline_rq, ceiling, memory, scenarios
+from . import (
+    bad_days,
+    baseline_celery,
+    baseline_rq,
+    ceiling,
+    emit_batches,
+    memory,
+    scenarios,
+)
 from .receivers import NGINX, fast_receiver, slow_receiver
 from .stack import (
     DatabaseKind,
@@ -48,8 +58,8 @@ from .stack import (
     psql,
 )
 
-SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency",
-             "isolation", "fanout", "retry_gap", "memory")
+SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery",
+             "latency", "isolation", "fanout", "retry_gap", "memory")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -217,6 +227,9 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     db, fast_url = database.label, fast.url
     if plan.wants("emit"):
         report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count), plan.runs("emit"))
+    if plan.wants("emit_http"):  # 10,000 at least: --quick's 2,000 would be four requests
+        report.run(f"emit_http_batch_{db}", lambda: emit_batches.http_batch_rate(
+            database, fast_url, max(plan.count, 10_000)), plan.runs("emit_http"))
     product_runs = (
         ("batch_on_fast", True, fast.url, scenarios.FAST_THREADS, None),
         ("batch_off_fast", False, fast.url, scenarios.FAST_THREADS, None),
@@ -286,6 +299,7 @@ def print_ratios(report: Report, database: DatabaseKind) -> None:
         ratio = report.value(f"product_{scenario}_w2_pg") / report.value(f"product_{scenario}_w2_sqlite")
         report.emit(f"ratio_pg_vs_sqlite{suffix} {format_ratio(ratio)}")
     report.emit(f"worker_rss_growth_ratio {format_value(report.value('worker_rss_growth_ratio'))}")
+    report.emit(f"emit_http_batch_events_per_s {format_value(report.value(f'emit_http_batch_{db}'))}")
 
 
 def format_ratio(value: float) -> str:

@@ -71,7 +71,8 @@ def test_post_event_answers_202_with_event_and_message_ids(app, api):
         ({"action": "checkout", "customer": ["c1"], "data": {}}, 400, "customer", "must be a string"),
         ({"action": "checkout", "customer": "c1", "data": [1, 2]}, 400, "data", "JSON object"),
         ({"action": "checkout", "customer": "c1", "data": "x"}, 400, "data", "JSON object"),
-        ([1, 2], 400, "body", "must be a JSON object"),
+        (5, 400, "body", "must be a JSON object (an event) or a list of them, got int"),
+        ("checkout", 400, "body", "got str"),
     ],
 )
 def test_bad_event_bodies_are_rejected_naming_the_field(app, api, payload, status, field, fragment):

@@ -72,8 +72,30 @@ def test_the_emit_job_accepts_or_names_the_field(app, endpoint, args):
         assert len(args) == 3 and result["event_id"]
 
 
+event_objects = st.fixed_dictionaries(
+    {}, optional={"action": json_values | st.just("checkout"), "customer": json_values | st.just("c1"),
+                  "data": json_values | st.just({}), "extra": json_scalars})
+
+
 @FIXTURES_OK
-@given(body=json_values | st.fixed_dictionaries(
+@given(events=st.lists(anything | event_objects, max_size=4) | anything)
+def test_the_emit_many_job_accepts_or_names_the_index_and_field(app, endpoint, events):
+    before = counts()
+    try:
+        receipts = jobs.emit_many(events)
+    except InvalidInput as exc:
+        if exc.index is None:
+            assert exc.field == "events"
+        else:
+            assert 0 <= exc.index < len(events)
+            assert str(exc).startswith(f"[{exc.index}].{exc.field or chr(34) * 2}: ")
+        assert counts() == before
+    else:
+        assert len(receipts) == len(events) and counts()[0] == before[0] + len(events)
+
+
+@FIXTURES_OK
+@given(body=json_values | st.lists(event_objects, min_size=1, max_size=3) | st.fixed_dictionaries(
     {}, optional={"action": json_values, "customer": json_values, "data": json_values, "extra": json_scalars}))
 def test_the_events_api_never_answers_5xx(app, client, endpoint, body):
     token = create_token("fuzz")
@@ -83,10 +105,12 @@ def test_the_events_api_never_answers_5xx(app, client, endpoint, body):
     assert response.status_code in (202, 400), response.get_data(as_text=True)
     payload = response.get_json()
     if response.status_code == 400:
-        assert "field" in payload and payload["error"].startswith(payload["field"] or '""')
+        where = f"[{payload['index']}]." if "index" in payload else ""
+        assert "field" in payload and payload["error"].startswith(where + (payload["field"] or '""'))
         assert counts() == before
     else:
-        assert payload["event_id"] and counts()[0] == before[0] + 1
+        receipts = payload if isinstance(body, list) else [payload]
+        assert all(r["event_id"] for r in receipts) and counts()[0] == before[0] + len(receipts)
 
 
 ENDPOINT_KEYS = ["name", "enabled", "use_proxy", "url", "timeout", "content_type", "actions", "queue_batches",

@@ -45,12 +45,33 @@ def test_emit_job_enqueued_by_name_is_recorded_and_delivered(app, receiver, star
     assert final(event.messages[0].id).status == DONE
 
 
+def test_emit_many_job_enqueued_by_name_records_the_list_in_one_go(app, receiver, start_worker, redis_server):
+    make_endpoint(receiver.url, actions=["reward_claimed"])
+    start_worker()
+    events = [{"action": "reward_claimed", "customer": f"cust-{i}", "data": {"i": i}} for i in range(5)]
+    job_id = enqueue_from_a_process_without_the_app(redis_server.url, "webapp.jobs.emit_many", events)
+
+    requests = receiver.wait_for(5)
+    assert sorted(r.json()["data"]["i"] for r in requests) == list(range(5))
+    receipts = Job.fetch(job_id, connection=Redis.from_url(redis_server.url)).return_value()
+    stored = {e.id: e.customer for e in db.session.scalars(db.select(Event))}
+    assert [stored[r["event_id"]] for r in receipts] == [f"cust-{i}" for i in range(5)]
+    assert all(final(r["message_ids"][0]).status == DONE for r in receipts)
+
+
 @pytest.mark.parametrize(
     "func, args, expected",
     [
         ("webapp.jobs.emit", ("checkout", "c1", "not an object"), "data: must be a JSON object"),
         ("webapp.jobs.emit", ("", "c1", {}), "action: must not be empty"),
         ("webapp.jobs.deliver", ("seven",), "endpoint_id: must be an integer"),
+        ("webapp.jobs.emit_many", ([{"action": "checkout", "customer": "c1", "data": {}},
+                                    {"action": "checkout", "customer": "", "data": {}}],),
+         "[1].customer: must not be empty"),
+        ("webapp.jobs.emit_many", ([("checkout", "c1", {})],), "[0].event: must be a JSON object"),
+        ("webapp.jobs.emit_many", ({"action": "checkout", "customer": "c1", "data": {}},),
+         "events: must be a list of event objects, got dict"),
+        ("webapp.jobs.emit_many", ([],), "events: holds 0 events; send 1 to 1000 at a time"),
     ],
 )
 def test_bad_job_arguments_fail_the_job_with_the_field_and_the_worker_lives_on(

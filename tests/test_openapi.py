@@ -127,6 +127,11 @@ def test_every_operation_answers_what_the_document_says(app, client, document):
                     json={"action": "checkout", "customer": "c1", "data": {"total": 5}})
     unknown = call("post", "/api/v1/events", "/api/v1/events", 400, json={"action": "nope", "customer": "c", "data": {}})
     assert unknown["allowed"]
+    batch = [{"action": "checkout", "customer": f"c{i}", "data": {"i": i}} for i in range(3)]
+    receipts = call("post", "/api/v1/events", "/api/v1/events", 202, json=batch)
+    assert len(receipts) == 3 and all(len(r["message_ids"]) == 1 for r in receipts)
+    bad_item = call("post", "/api/v1/events", "/api/v1/events", 400, json=[*batch, {**batch[0], "customer": ""}])
+    assert (bad_item["index"], bad_item["field"]) == (3, "customer")
     [message_id] = accepted["message_ids"]
     message = f"/api/v1/messages/{message_id}"
     call("get", message, "/api/v1/messages/{message_id}", 200)

@@ -122,6 +122,8 @@ def load_config(instance_path: Path) -> dict:
         if catalogue
         else DEFAULT_ACTIONS,
         "MAX_CONTENT_LENGTH": env_number("WEBHOOKS_MAX_EVENT_BYTES", 256 * 1024, int) + 4096,
+        # POST /api/v1/events with a list of events (webapp/web/api.py); one event keeps the limit above.
+        "WEBHOOKS_MAX_BATCH_BYTES": env_number("WEBHOOKS_MAX_BATCH_BYTES", 8 * 1024 * 1024, int),
         # The web UI (see webapp/web_security.py and webapp/auth.py).
         "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE"),
         # Reverse proxies in front of the web app that set X-Forwarded-For/-Proto/-Host:

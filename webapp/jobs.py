@@ -1,8 +1,10 @@
 """RQ entry points. Backend code may enqueue them by name without importing the app:
 
     Queue("webhooks", connection=redis).enqueue("webapp.jobs.emit", action, customer, data)
+    Queue("webhooks", connection=redis).enqueue("webapp.jobs.emit_many", [
+        {"action": action, "customer": customer, "data": data}, ...])
 
-Jobs carry ids (or, for ``emit``, the event itself), never secrets. Bad
+Jobs carry ids (or, for ``emit`` and ``emit_many``, the events themselves), never secrets. Bad
 arguments fail the job with a message naming the argument; the worker lives on.
 """
 from __future__ import annotations
@@ -53,8 +55,17 @@ def _run_fresh(job, args, kwargs):
 def emit(action, customer, data) -> dict:
     from .domain.events import emit as emit_event
 
-    event = emit_event(action, customer, data)
-    return {"event_id": event.id, "message_ids": [m.id for m in event.messages]}
+    return emit_event(action, customer, data).receipt()
+
+
+@in_app_context
+def emit_many(events) -> list[dict]:
+    """A list of 1 to 1,000 events, each as the API takes it (``{"action", "customer", "data"}``),
+    recorded all or nothing; a bad one fails the job naming its index and field."""
+    from .domain.events import emit_many as emit_events
+    from .domain.events import events_from_json
+
+    return [event.receipt() for event in emit_events(events_from_json(events))]
 
 
 @in_app_context

@@ -1,7 +1,8 @@
 """JSON API under /api/v1, authenticated by ``Authorization: Bearer <token>``.
 
-Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status; nothing is
-created when a request is rejected. Every view carries its ``@operation``: the
+Errors are JSON ``{"error": ..., "field": ...}`` with a 4xx status (and ``index``
+when the field is in item N of a list of events); nothing is created when a
+request is rejected. Every view carries its ``@operation``: the
 OpenAPI document at /api/v1/openapi.json is generated from them (views/openapi.py).
 """
 from __future__ import annotations
@@ -11,8 +12,14 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from ..domain import endpoints as endpoint_service
-from ..domain import signing_secrets
-from ..domain.events import emit
+from ..domain import events, signing_secrets
+from ..domain.events import (
+    MAX_BATCH_EVENTS,
+    emit,
+    emit_many,
+    event_from_json,
+    events_from_json,
+)
 from ..domain.logbook.resend import StillBeingDelivered, resend
 from ..domain.tokens import find_token
 from ..errors import InvalidInput
@@ -27,7 +34,7 @@ from .openapi import document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-EVENT_FIELDS = {"action", "customer", "data"}
+EVENT_FIELDS = set(events.EVENT_FIELDS)
 RESEND_FIELDS = {"force"}
 ROTATE_FIELDS = {"window_hours", "secret"}
 
@@ -41,10 +48,11 @@ def error(status: int, message: str, field: str | None = None):
 
 @bp.errorhandler(InvalidInput)
 def invalid_input(exc: InvalidInput):
-    shown = exc.field or '""'  # an empty JSON key still needs a visible name
-    body = {"error": f"{shown}: {exc.problem}", "field": exc.field}
+    body = {"error": str(exc), "field": exc.field}
     if exc.allowed is not None:
         body["allowed"] = list(exc.allowed)
+    if exc.index is not None:
+        body["index"] = exc.index
     return jsonify(body), 400
 
 
@@ -81,17 +89,31 @@ def require_token():
         return error(401, "invalid or revoked API token")
 
 
-def json_object(allowed: set[str]) -> dict:
-    if request.content_length is not None and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
-        abort(413, f"request body is over the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes")
+def json_body(limit: int | None = None):
+    """The request's JSON, at most ``limit`` bytes (default MAX_CONTENT_LENGTH)."""
+    limit = limit or current_app.config["MAX_CONTENT_LENGTH"]
+    request.max_content_length = limit  # also bounds a chunked body, which has no Content-Length
+    if request.content_length is not None and request.content_length > limit:
+        too_large(limit)
     if not request.is_json:
         abort(415, "send the body as JSON with 'Content-Type: application/json'")
+    if request.content_length is None and len(request.get_data()) >= limit:
+        too_large(limit)  # a chunked body is read up to the limit and cut there, silently
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # the parser's own limit, about 1,000 levels
         raise InvalidInput("body", "is nested too deeply") from None
     if body is None:
         raise InvalidInput("body", "is not valid JSON")
+    return body
+
+
+def too_large(limit: int):
+    abort(413, f"request body is over the limit of {limit} bytes")
+
+
+def json_object(allowed: set[str]) -> dict:
+    body = json_body()
     if not isinstance(body, dict):
         raise InvalidInput("body", f"must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - allowed)
@@ -123,16 +145,22 @@ def openapi_document():
 
 
 @bp.post("/events")
-@operation("Record a customer action", body="Event",
-           answers={202: ("Recorded, with one queued message per endpoint that selected the action",
-                          "EventAccepted")})
+@operation("Record a customer action, or a list of them", body="EventOrEvents",
+           description=f"One event object, or a list of 1 to {MAX_BATCH_EVENTS:,} of them (the list's body up to "
+                       "WEBHOOKS_MAX_BATCH_BYTES) recorded all or nothing: the answer lists the events in the "
+                       "order sent; a bad item is a 400 with its `index` (from 0) and `field`, and nothing is "
+                       "recorded.",
+           answers={202: (("Recorded, with one queued message per endpoint that selected the action; for a "
+                           "list, one such answer per event, in order"), "EventsAccepted")})
 def post_event():
-    body = json_object(EVENT_FIELDS)
-    for field in ("action", "customer", "data"):
-        if field not in body:
-            raise InvalidInput(field, "is required")
-    event = emit(body["action"], body["customer"], body["data"])
-    return jsonify({"event_id": event.id, "message_ids": [m.id for m in event.messages]}), 202
+    body = json_body(max(current_app.config["WEBHOOKS_MAX_BATCH_BYTES"], current_app.config["MAX_CONTENT_LENGTH"]))
+    if isinstance(body, list):
+        return jsonify([event.receipt() for event in emit_many(events_from_json(body))]), 202
+    if len(request.get_data()) > current_app.config["MAX_CONTENT_LENGTH"]:  # read (and cached) by json_body
+        too_large(current_app.config["MAX_CONTENT_LENGTH"])  # one event's limit: only a list may be larger
+    if not isinstance(body, dict):
+        raise InvalidInput("body", f"must be a JSON object (an event) or a list of them, got {type(body).__name__}")
+    return jsonify(emit(*event_from_json(body)).receipt()), 202
 
 
 @bp.get("/messages/<bigid:message_id>")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from ..delivery.payload import CONTENT_TYPES
-from ..domain.events import MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
+from ..domain.events import MAX_BATCH_EVENTS, MAX_CUSTOMER_LENGTH, MAX_DATA_DEPTH
 from ..domain.signing_secrets import DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS
 from ..signing.auth_types import SECRET_FIELDS, TYPES
 from ..storage.models import ALL_ACTIONS
@@ -148,6 +148,8 @@ def schemas() -> dict:
             "field": {"type": "string", "description": "The field at fault"},
             "allowed": {"type": "array", "items": {"type": "string"}, "description": "The accepted values"},
             "in_flight": {"type": "integer", "description": "409 on resend: the message still being delivered"},
+            "index": {"type": "integer", "minimum": 0,
+                      "description": "A list of events: the item at fault, counted from 0"},
         }},
         "Event": {"type": "object", "additionalProperties": False, "required": ["action", "customer", "data"],
                   "properties": {
@@ -159,6 +161,13 @@ def schemas() -> dict:
                                "description": f"Any JSON object, nested at most {MAX_DATA_DEPTH} levels, up to "
                                             f"{current_app.config['WEBHOOKS_MAX_EVENT_BYTES']} bytes"},
                   }},
+        "EventOrEvents": {"oneOf": [
+            {"$ref": "#/components/schemas/Event"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/Event"}, "minItems": 1,
+             "maxItems": MAX_BATCH_EVENTS, "description": "Recorded all or nothing, answered in this order"}]},
+        "EventsAccepted": {"oneOf": [
+            {"$ref": "#/components/schemas/EventAccepted"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/EventAccepted"}}]},
         "EventAccepted": {"type": "object", "additionalProperties": False, "required": ["event_id", "message_ids"],
                           "properties": {"event_id": {"type": "string"},
                                          "message_ids": {"type": "array", "items": {"type": "integer"}}}},
