@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -29,12 +28,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..storage.models import (
     DONE,
-    DURATION_BUCKETS_MS,
     FAILED,
     FAILING,
     HEALTHY,
@@ -45,8 +41,6 @@ from ..storage.models import (
     Endpoint,
     Event,
     Message,
-    StatsHour,
-    StatsMinute,
     response_class,
 )
 from . import health as rules
@@ -91,7 +85,7 @@ class RetryPolicy:
 
 
 HEALTH_COLUMNS = (ENDPOINT.c.enabled, ENDPOINT.c.health, ENDPOINT.c.consecutive_failures, ENDPOINT.c.failing_since,
-                  ENDPOINT.c.last_error, ENDPOINT.c.last_error_at, ENDPOINT.c.retry_after_until)
+                  ENDPOINT.c.last_error, ENDPOINT.c.last_error_at, ENDPOINT.c.retry_after_until, ENDPOINT.c.paused_at)
 
 
 def read_endpoint(conn: Connection, endpoint_id: int):
@@ -143,7 +137,7 @@ LEASE = {
     QUEUED: _lease_statement(f"'{QUEUED}'"),
 }
 CONTENT = (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
-                  EVENT.c.created_at, EVENT.c.data)
+                  EVENT.c.created_at, EVENT.c.data, MESSAGE.c.created_at)
            .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
            .where(MESSAGE.c.id.in_(bindparam("ids", expanding=True)))
            .order_by(MESSAGE.c.id))
@@ -393,55 +387,6 @@ def disable(conn: Connection, endpoint_id: int, reason: str, now: dt.datetime, b
         .values(enabled=False, disabled_reason=reason, disabled_by=by, disabled_at=now,
                 outage_from=_coalesce(ENDPOINT.c.failing_since, now), outage_to=None)
     ).rowcount == 1
-
-
-# --------------------------------------------------------------------------- rollups
-
-
-STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
-_UPSERTS: dict[tuple[str, str], object] = {}
-
-
-def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
-              policy: RetryPolicy) -> None:
-    """Count outcomes into the per-minute and per-hour rollups: one statement per table, rows in key order."""
-    for table, width in ((StatsMinute.__table__, "minute"), (StatsHour.__table__, "hour")):
-        buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
-        for endpoint_id, results in results_by_endpoint.items():
-            for content, outcome in results:
-                start = outcome.started_at.replace(second=0, microsecond=0)
-                if width == "hour":
-                    start = start.replace(minute=0)
-                counts = buckets[endpoint_id, start]
-                status = policy.next_status(outcome.succeeded, content.attempt_number)
-                counts["attempts"] += 1
-                counts["succeeded"] += outcome.succeeded
-                counts["done"] += status == DONE
-                counts["failed"] += status == FAILED
-                counts["retried"] += status == RESENT
-                counts["duration_ms"] += outcome.duration_ms
-                counts[f"d{duration_bucket(outcome.duration_ms)}"] += 1
-        rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]
-        if rows:
-            conn.execute(_upsert_statement(conn.dialect.name, table), rows)
-
-
-def _upsert_statement(dialect: str, table):
-    key = (dialect, table.name)
-    if key not in _UPSERTS:
-        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-        _UPSERTS[key] = statement.on_conflict_do_update(
-            index_elements=["endpoint_id", "start"],
-            set_={name: table.c[name] + statement.excluded[name] for name in STAT_COLUMNS},
-        )
-    return _UPSERTS[key]
-
-
-def duration_bucket(duration_ms: int) -> int:
-    for index, bound in enumerate(DURATION_BUCKETS_MS):
-        if duration_ms <= bound:
-            return index
-    return len(DURATION_BUCKETS_MS)
 
 
 # --------------------------------------------------------------------------- the sweep

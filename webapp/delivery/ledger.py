@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
 from ..storage.models import HEALTHY, utcnow
-from . import claims
+from . import claims, rollups
 from . import health as rules
 from .claims import RetryPolicy
 from .health import Health
@@ -196,7 +196,7 @@ class Ledger:
             results[endpoint_id].extend(pairs)
             signals[endpoint_id].extend(decided.signals)
             known.setdefault(endpoint_id, health)
-        claims.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
+        rollups.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
         healths = {}
         for endpoint_id in sorted(results):
             delta = rules.change(sorted(signals[endpoint_id], key=lambda item: item.at))

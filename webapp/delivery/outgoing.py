@@ -23,6 +23,7 @@ class MessageContent:
     customer: str
     created_at: dt.datetime
     data_json: str
+    queued_at: dt.datetime | None = None  # the message's own creation (a resend's is later than its event's)
 
 
 def build_request(target: Target, content: MessageContent, now: dt.datetime) -> OutgoingRequest:

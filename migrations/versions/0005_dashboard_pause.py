@@ -1,0 +1,40 @@
+"""Dashboard and queue view: emit-to-delivery latency in the rollups, pausing an endpoint.
+
+Revision ID: 0005_dashboard_pause
+Revises: 0003
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0005_dashboard_pause"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+LATENCY_BUCKETS = 15  # l0..l14, see webapp.storage.models.LATENCY_BUCKETS_MS
+
+
+def latency_columns():
+    return [sa.Column("latency_ms", sa.BigInteger(), nullable=False, server_default="0"),
+            *[sa.Column(f"l{i}", sa.Integer(), nullable=False, server_default="0") for i in range(LATENCY_BUCKETS)]]
+
+
+def upgrade():
+    with op.batch_alter_table("endpoint") as batch:
+        batch.add_column(sa.Column("paused_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("paused_by", sa.String(length=255), nullable=True))
+    for table in ("stats_minute", "stats_hour"):
+        with op.batch_alter_table(table) as batch:
+            for column in latency_columns():
+                batch.add_column(column)
+
+
+def downgrade():
+    for table in ("stats_hour", "stats_minute"):
+        with op.batch_alter_table(table) as batch:
+            for column in reversed(latency_columns()):
+                batch.drop_column(column.name)
+    with op.batch_alter_table("endpoint") as batch:
+        batch.drop_column("paused_by")
+        batch.drop_column("paused_at")

@@ -1,0 +1,104 @@
+"""Stacked bar charts as geometry for an inline SVG (templates/dashboard/_chart.html draws them).
+
+Hand-written because no chart script may run under our CSP and the few server-side
+plotting libraries draw images (matplotlib) or ship inline styles (pygal): a stacked
+bar chart is 60 lines of arithmetic. The SVG scales with its viewBox; the stylesheet
+sizes its text for phones. Every chart also has a title, a description and a table.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..domain.delivery_stats import OUTCOMES, Period
+
+WIDTH, HEIGHT = 480, 200
+LEFT, RIGHT, TOP, BOTTOM = 40, 6, 10, 24  # room for the axis labels
+
+
+@dataclass(frozen=True)
+class Segment:
+    outcome: str
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    label: str          # the period, as the table and the hover text say it
+    counts: dict
+    segments: list[Segment]
+
+    @property
+    def hover(self) -> str:
+        return f"{self.label}: " + ", ".join(f"{self.counts[o]} {o}" for o in OUTCOMES)
+
+
+@dataclass(frozen=True)
+class Tick:
+    position: float
+    text: str
+    minor: bool = False  # hidden on narrow screens
+
+
+@dataclass(frozen=True)
+class BarChart:
+    bars: list[Bar]
+    y_ticks: list[Tick]
+    x_ticks: list[Tick]
+    total: int
+    width: int = WIDTH
+    height: int = HEIGHT
+    plot_left: int = LEFT
+    plot_right: int = WIDTH - RIGHT
+    baseline: int = HEIGHT - BOTTOM
+
+
+def nice_ceiling(value: int) -> int:
+    """The axis top: 1, 2, 2.5 or 5 times a power of ten, at least ``value``."""
+    if value <= 0:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    return next(int(step * power) for step in (1, 2, 2.5, 5, 10) if step * power >= value and step * power >= 1)
+
+
+def compact(number: int) -> str:
+    """An axis label that fits: 950, 2.5k, 10k, 1.2M."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if number >= size:
+            return f"{number / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return str(number)
+
+
+def bar_chart(periods: list[Period], label, tick_every: int, tick_text) -> BarChart:
+    """``label(period)`` names a bar; every ``tick_every``-th bar gets ``tick_text(period)`` under it."""
+    top = nice_ceiling(max((p.total for p in periods), default=0))
+    plot_height = HEIGHT - TOP - BOTTOM
+    slot = (WIDTH - LEFT - RIGHT) / max(len(periods), 1)
+    bars, x_ticks = [], []
+    for index, period in enumerate(periods):
+        x = LEFT + index * slot
+        y, segments = HEIGHT - BOTTOM, []
+        for outcome in OUTCOMES:
+            height = plot_height * period.counts[outcome] / top
+            if height > 0:
+                y -= height
+                segments.append(Segment(outcome, round(y, 2), round(height, 2)))
+        bars.append(Bar(round(x + slot * 0.15, 2), round(slot * 0.7, 2), label(period),
+                        {o: period.counts[o] for o in OUTCOMES}, segments))
+        if index % tick_every == 0:
+            x_ticks.append(Tick(round(x + slot / 2, 2), tick_text(period), minor=(index // tick_every) % 2 == 1))
+    y_ticks = [Tick(round(HEIGHT - BOTTOM - plot_height * share, 2), compact(round(top * share)))
+               for share in (0, 0.5, 1)]
+    return BarChart(bars, y_ticks, x_ticks, sum(p.total for p in periods))
+
+
+def hourly(periods: list[Period]) -> BarChart:
+    return bar_chart(periods, lambda p: f"{p.start:%H}:00–{(p.start.hour + 1) % 24:02d}:00 UTC", 3,
+                     lambda p: f"{p.start:%H}:00")
+
+
+def daily(periods: list[Period]) -> BarChart:
+    return bar_chart(periods, lambda p: f"{p.start:%Y-%m-%d} (UTC)", 5, lambda p: f"{p.start:%d %b}")
