@@ -83,7 +83,7 @@ def test_login_never_redirects_off_site(client, operator, target):
     token = csrf_token(client.get("/login").get_data(as_text=True))
     response = client.post("/login", query_string={"next": target},
                            data={"email": operator.email, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302 and response.headers["Location"] == "/settings"
+    assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 @pytest.mark.parametrize("email, password", [("operator@example.com", "wrong password"), ("nobody@example.com", PASSWORD)])

@@ -10,7 +10,7 @@ import hmac
 import ipaddress
 
 from flask import Blueprint, Response, abort, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from ..domain.metrics import registry
 
@@ -20,7 +20,9 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics():
     check_access()
-    return Response(generate_latest(registry()), mimetype=CONTENT_TYPE_LATEST)
+    # The text format 0.0.4 every Prometheus reads, or OpenMetrics when the scraper asks for it.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(registry()), content_type=content_type)
 
 
 def check_access() -> None:
