@@ -9,17 +9,28 @@ import pytest
 from tests.support.factories import make_endpoint
 from webapp.domain.delivery_stats import Quantile, quantile
 from webapp.extensions import db
-from webapp.storage.models import LATENCY_BUCKETS_MS, Event, Message, StatsHour, utcnow
+from webapp.storage.models import LATENCY_BUCKETS_MS, Event, Message, StatsDay, StatsHour, utcnow
 
 pytestmark = pytest.mark.db
 
 
-def hour_row(endpoint_id: int, start: dt.datetime, done=0, retried=0, failed=0, latency=None) -> StatsHour:
-    latency = latency or {}
-    return StatsHour(endpoint_id=endpoint_id, start=start, attempts=done + retried + failed, succeeded=done, done=done,
-                     retried=retried, failed=failed, duration_ms=0, latency_ms=0,
-                     **{f"d{i}": 0 for i in range(11)},
-                     **{f"l{i}": latency.get(i, 0) for i in range(len(LATENCY_BUCKETS_MS) + 1)})
+def rollups(*rows: tuple) -> list:
+    """(endpoint_id, hour, counts) as the delivery path keeps them: an hour row each, summed into day rows."""
+    made, days = [], {}
+    for endpoint_id, start, counts in rows:
+        made.append(StatsHour(endpoint_id=endpoint_id, start=start, **columns(counts)))
+        day = days.setdefault((endpoint_id, start.replace(hour=0)), {})
+        for name, number in columns(counts).items():
+            day[name] = day.get(name, 0) + number
+    return made + [StatsDay(endpoint_id=e, start=start, **counts) for (e, start), counts in days.items()]
+
+
+def columns(counts: dict) -> dict:
+    done, retried, failed = (counts.get(k, 0) for k in ("done", "retried", "failed"))
+    latency = counts.get("latency", {})
+    return {"attempts": done + retried + failed, "succeeded": done, "done": done, "retried": retried, "failed": failed,
+            "duration_ms": 0, "latency_ms": 0, **{f"d{i}": 0 for i in range(11)},
+            **{f"l{i}": latency.get(i, 0) for i in range(len(LATENCY_BUCKETS_MS) + 1)}}
 
 
 def test_quantiles_from_bucket_counts_interpolate_inside_the_bucket():
@@ -37,13 +48,13 @@ def test_dashboard_shows_hourly_and_daily_outcomes_rates_latency_and_the_oldest_
     now = utcnow()
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     # 24 h: 90 done (latency 250-500 ms), 6 retried, 4 failed; 10 days ago 1,000 done more.
-    db.session.add_all([
-        hour_row(endpoint.id, this_hour, done=60, retried=6, failed=4, latency={2: 60}),
-        hour_row(endpoint.id, this_hour - dt.timedelta(hours=5), done=30, latency={2: 30}),
-        hour_row(endpoint.id, this_hour - dt.timedelta(days=10), done=1000, latency={0: 1000}),
-        hour_row(endpoint.id, this_hour - dt.timedelta(days=40), done=77777),  # outside both windows
-        hour_row(other.id, this_hour, done=5555),
-    ])
+    db.session.add_all(rollups(
+        (endpoint.id, this_hour, {"done": 60, "retried": 6, "failed": 4, "latency": {2: 60}}),
+        (endpoint.id, this_hour - dt.timedelta(hours=5), {"done": 30, "latency": {2: 30}}),
+        (endpoint.id, this_hour - dt.timedelta(days=10), {"done": 1000, "latency": {0: 1000}}),
+        (endpoint.id, this_hour - dt.timedelta(days=40), {"done": 77777}),  # outside both windows
+        (other.id, this_hour, {"done": 5555}),
+    ))
     event = Event(action="checkout", customer="c1", data_json="{}", created_at=now - dt.timedelta(minutes=7))
     db.session.add(event)
     db.session.flush()

@@ -1,4 +1,5 @@
-"""The per-minute and per-hour delivery rollups (stats_minute, stats_hour), kept as outcomes are written.
+"""The per-minute, per-hour and per-day delivery rollups (stats_minute, stats_hour, stats_day), kept as
+outcomes are written.
 
 Counted in the ledger's transaction with the outcomes themselves, so the rollups
 never disagree with the messages: the dashboard and /metrics read them instead of
@@ -22,6 +23,7 @@ from ..storage.models import (
     FAILED,
     LATENCY_BUCKETS_MS,
     RESENT,
+    StatsDay,
     StatsHour,
     StatsMinute,
 )
@@ -38,14 +40,13 @@ _UPSERTS: dict[tuple[str, str], object] = {}
 
 def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
               policy: RetryPolicy) -> None:
-    """Count outcomes into the per-minute and per-hour rollups: one statement per table, rows in key order."""
-    for table, width in ((StatsMinute.__table__, "minute"), (StatsHour.__table__, "hour")):
+    """Count outcomes into the per-minute, -hour and -day rollups: one statement per table, rows in key order."""
+    for table, truncate in ((StatsMinute.__table__, {}), (StatsHour.__table__, {"minute": 0}),
+                            (StatsDay.__table__, {"minute": 0, "hour": 0})):
         buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
         for endpoint_id, results in results_by_endpoint.items():
             for content, outcome in results:
-                start = outcome.started_at.replace(second=0, microsecond=0)
-                if width == "hour":
-                    start = start.replace(minute=0)
+                start = outcome.started_at.replace(second=0, microsecond=0, **truncate)
                 count(buckets[endpoint_id, start], content, outcome, policy.next_status(outcome.succeeded,
                                                                                         content.attempt_number))
         rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]

@@ -1,9 +1,9 @@
-"""The dashboard's numbers, from the per-hour rollup (stats_hour) the delivery path keeps.
+"""The dashboard's numbers, from the per-hour and per-day rollups the delivery path keeps.
 
 Per endpoint: deliveries per hour over the last 24 hours and per day over the last 30
 days, by what each attempt led to (done, retried, failed); success rate; emit-to-delivery
-latency p50/p95. A day is a UTC day. Reading the rollup costs 24 + 30 x 24 rows per endpoint
-whatever the log holds (its primary key is (endpoint_id, start)).
+latency p50/p95. A day is a UTC day. Reading the rollups costs 24 + 30 rows per endpoint
+whatever the log holds (their primary key is (endpoint_id, start)).
 
 Percentiles come from bucket counts (LATENCY_BUCKETS_MS), interpolated linearly inside the
 bucket as Prometheus' histogram_quantile does: exact to the bucket, not to the millisecond.
@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..delivery.rollups import LATENCY_COLUMNS
 from ..extensions import db
-from ..storage.models import LATENCY_BUCKETS_MS, StatsHour, utcnow
+from ..storage.models import LATENCY_BUCKETS_MS, StatsDay, StatsHour, utcnow
 
 OUTCOMES = ("done", "retried", "failed")
 SUMMED = ("attempts", "succeeded", *OUTCOMES, *LATENCY_COLUMNS)
@@ -96,23 +96,14 @@ def endpoint_stats(endpoint_ids: list[int], now: dt.datetime | None = None) -> d
     found = {e: EndpointStats(hours=[Period(first_hour + dt.timedelta(hours=i)) for i in range(HOURS)],
                               days=[Period(first_day + dt.timedelta(days=i)) for i in range(DAYS)])
              for e in endpoint_ids}
-    if not endpoint_ids:
-        return found
-    columns = [getattr(StatsHour, name) for name in SUMMED]
-    for row in db.session.execute(
-        select(StatsHour.endpoint_id, StatsHour.start, *columns)
-        .where(StatsHour.endpoint_id.in_(endpoint_ids), StatsHour.start >= first_hour)
-    ).mappings():
-        index = int((row["start"] - first_hour).total_seconds() // 3600)
-        if 0 <= index < HOURS:
-            found[row["endpoint_id"]].hours[index].add(row)
-    day = func.date(StatsHour.start).label("day")
-    for row in db.session.execute(
-        select(StatsHour.endpoint_id, day, *[func.sum(column).label(column.key) for column in columns])
-        .where(StatsHour.endpoint_id.in_(endpoint_ids), StatsHour.start >= first_day)
-        .group_by(StatsHour.endpoint_id, day)
-    ).mappings():
-        index = (dt.date.fromisoformat(str(row["day"])[:10]) - first_day.date()).days
-        if 0 <= index < DAYS:
-            found[row["endpoint_id"]].days[index].add(row)
+    if endpoint_ids:
+        for table, first, step, kind in ((StatsHour, first_hour, 3600, "hours"), (StatsDay, first_day, 86400, "days")):
+            for row in db.session.execute(
+                select(table.endpoint_id, table.start, *[getattr(table, name) for name in SUMMED])
+                .where(table.endpoint_id.in_(endpoint_ids), table.start >= first)
+            ).mappings():
+                index = int((row["start"] - first).total_seconds() // step)
+                periods = getattr(found[row["endpoint_id"]], kind)
+                if 0 <= index < len(periods):
+                    periods[index].add(row)
     return found

@@ -4,11 +4,11 @@ Why not counters in process memory (or prometheus-client's multiprocess mode): d
 happen in RQ worker processes on any number of machines, and /metrics is answered by any
 gunicorn process on any machine. Multiprocess mode only merges processes that share one
 directory on one host, and loses counts when that directory is cleared on restart. The
-database already holds the truth: the rollups (stats_hour) are written in the same
+database already holds the truth: the rollups (stats_day here) are written in the same
 transaction as every outcome, so counters read from them are exact, never go back, and
 every web process answers the same numbers. Gauges (backlog, state) are read live from
-the pending-message indexes. One scrape costs one pass over stats_hour (24 rows per
-endpoint per day kept) plus what webapp/domain/queue.py costs.
+the pending-message indexes. One scrape reads stats_day (a row per endpoint and day) and
+what webapp/domain/queue.py reads.
 
 Not counted: attempts that a dead worker left unfinished (the sweep records them as
 "delivery interrupted" without an outcome), and the settings page's Test messages.
@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from ..delivery.rollups import DURATION_COLUMNS, LATENCY_COLUMNS
 from ..extensions import db
-from ..storage.models import DURATION_BUCKETS_MS, LATENCY_BUCKETS_MS, Endpoint, StatsHour, utcnow
+from ..storage.models import DURATION_BUCKETS_MS, LATENCY_BUCKETS_MS, Endpoint, StatsDay, utcnow
 from .endpoint_health import STATE_LABELS, health_of
 from .queue import Backlog, backlogs
 
@@ -89,8 +89,8 @@ def rollup_totals(endpoint_ids: list[int]) -> dict[int, dict[str, int]]:
     if not endpoint_ids:
         return {}
     rows = db.session.execute(
-        select(StatsHour.endpoint_id, *[func.sum(getattr(StatsHour, name)).label(name) for name in TOTALS])
-        .where(StatsHour.endpoint_id.in_(endpoint_ids)).group_by(StatsHour.endpoint_id)
+        select(StatsDay.endpoint_id, *[func.sum(getattr(StatsDay, name)).label(name) for name in TOTALS])
+        .where(StatsDay.endpoint_id.in_(endpoint_ids)).group_by(StatsDay.endpoint_id)
     ).mappings()
     return {row["endpoint_id"]: {name: int(row[name] or 0) for name in TOTALS} for row in rows}
 

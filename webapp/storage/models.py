@@ -266,6 +266,13 @@ class StatsHour(_DeliveryStats, db.Model):
     __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
 
 
+class StatsDay(_DeliveryStats, db.Model):
+    """A UTC day: the dashboard's 30 days in 30 rows per endpoint, not 720."""
+
+    __tablename__ = "stats_day"
+    __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
+
+
 class Attempt(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), index=True)

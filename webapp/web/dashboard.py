@@ -54,6 +54,10 @@ def dashboard_context(chosen: int | None) -> dict:
     return {"endpoints": cards, "all_endpoints": every, "chosen": chosen, "problem": None, "now": now}
 
 
+bp.add_app_template_global(charts.svg, "svg")
+bp.add_app_template_global(charts.table_rows, "chart_rows")
+
+
 @bp.app_template_filter("duration")
 def duration(seconds: float | None) -> str:
     """An age or a latency for people: 850 ms, 4.2 s, 12 min, 3 h 5 min, 2 days."""
