@@ -38,7 +38,7 @@ def parse_args(argv=None):
 def numbers(dialect: str, count: int) -> tuple[str, str]:
     """(a WITH prefix, a FROM source) yielding i = 0 .. count-1."""
     if dialect == "postgresql":
-        return "", f"generate_series(0, {count - 1}) AS g(i)"
+        return "", f"generate_series(0::bigint, {count - 1}) AS g(i)"
     return (f"WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {count - 1}) ", "g")
 
 

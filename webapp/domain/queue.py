@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import lazyload
 
 from ..delivery import dispatch
 from ..extensions import db
@@ -52,22 +53,23 @@ def backlogs(endpoint_ids: list[int]) -> dict[int, Backlog]:
         found["waiting"] += number
         found["retrying"] += number if status == RESENT else 0
         found["next_at"] = min(filter(None, (found["next_at"], next_at)), default=None)
-    result = {}
-    for endpoint_id, found in counts.items():
-        # Ids grow with creation time: the oldest is the smallest id (ix_message_due, one index probe).
-        oldest = db.session.scalar(
-            select(Message.created_at).where(Message.endpoint_id == endpoint_id, Message.next_attempt_at.is_not(None))
-            .order_by(Message.id).limit(1))
-        result[endpoint_id] = Backlog(oldest_at=oldest, **found)
-    return result
+    if not counts:
+        return {}
+    # Ids grow with creation time: the oldest is the smallest id (ix_message_due: one index probe each).
+    oldest = (select(Message.created_at)
+              .where(Message.endpoint_id == Endpoint.id, Message.next_attempt_at.is_not(None))
+              .order_by(Message.id).limit(1).scalar_subquery())
+    firsts = dict(db.session.execute(select(Endpoint.id, oldest).where(Endpoint.id.in_(list(counts)))).all())
+    return {endpoint_id: Backlog(oldest_at=firsts.get(endpoint_id), **found) for endpoint_id, found in counts.items()}
 
 
 def next_due(endpoint_id: int) -> Message | None:
     """The message that will be tried first: the earliest due among retries and new ones."""
+    # Ordered by ix_message_pending (endpoint_id, status, next_attempt_at) itself: no sort of the backlog.
     candidates = [db.session.scalar(
-        select(Message).where(Message.endpoint_id == endpoint_id, Message.status == status,
-                              Message.next_attempt_at.is_not(None))
-        .order_by(Message.next_attempt_at, Message.id).limit(1)) for status in (RESENT, QUEUED)]
+        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint))
+        .where(Message.endpoint_id == endpoint_id, Message.status == status, Message.next_attempt_at.is_not(None))
+        .order_by(Message.next_attempt_at).limit(1)) for status in (RESENT, QUEUED)]
     found = [message for message in candidates if message is not None]
     return min(found, key=lambda m: (m.next_attempt_at, m.id)) if found else None
 
