@@ -12,6 +12,9 @@ ends with the lines other tools read:
     fanout_1000_endpoints_deliveries_per_s X   one event to 1,000 endpoints
     retry_gap_max_error_s X            how far a retry strays from its schedule
 
+Per database, ``dashboard_<sqlite|postgresql>_ms`` (target < 100) and its neighbours come
+from bench/dashboard.py: 10 million messages (200,000 with --quick).
+
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
 receiver. The last three are the bad days' scenarios (bench/bad_days.py) on
@@ -34,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from . import bad_days, baseline_celery, baseline_rq, ceiling, scenarios
+from . import bad_days, baseline_celery, baseline_rq, ceiling, dashboard, scenarios
 from .receivers import NGINX, fast_receiver, slow_receiver
 from .stack import (
     DatabaseKind,
@@ -46,7 +49,7 @@ from .stack import (
 )
 
 SCENARIOS = ("ceiling", "emit", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery", "latency",
-             "isolation", "fanout", "retry_gap")
+             "isolation", "fanout", "retry_gap", "dashboard")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -242,6 +245,9 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
             database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds), plan.runs("latency"))
     run_bad_days(report, plan, database, fast_url)
+    if plan.wants("dashboard"):
+        report.run(f"dashboard_{db}", lambda: dashboard.figures(database, 200_000 if plan.quick else 10_000_000),
+                   plan.repeat)
 
 
 def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:

@@ -17,12 +17,15 @@ Prints ``dashboard_<dialect>_ms`` (target < 100), ``dashboard_one_<dialect>_ms``
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import event, text
 
-from bench.log_pages import fresh_schema, logged_in_client, make_app, median_ms
+from bench.log_pages import analyze, fresh_schema, logged_in_client, make_app, median_ms
+from bench.stack import DatabaseKind, Figure
 
 ENDPOINTS = 10
 DAYS = 90
@@ -108,15 +111,6 @@ def seed(db, messages: int) -> None:
             f"{', '.join(columns.values())} FROM {source}")
 
 
-def analyze(db) -> None:
-    if db.engine.dialect.name == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-    else:
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
-
-
 def plans_ok(db, client, path: str) -> bool:
     """EXPLAIN every statement the page runs on messages and rollups: no whole-table scan."""
     statements = []
@@ -145,33 +139,54 @@ def plans_ok(db, client, path: str) -> bool:
     return good
 
 
+def prepare(app, messages: int) -> str:
+    """A fresh schema, seeded and analysed; returns the dialect's name."""
+    from webapp.extensions import db
+
+    fresh_schema(app)
+    started = time.perf_counter()
+    seed(db, messages)
+    analyze(db)
+    print(f"# seeded {messages:,} messages on {db.engine.dialect.name} in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr, flush=True)
+    return db.engine.dialect.name
+
+
+def figures(database: DatabaseKind, messages: int) -> list[Figure]:
+    """For ``python -m bench``: this benchmark in a process of its own, its lines as figures."""
+    command = [sys.executable, "-m", "bench.dashboard", "--messages", str(messages)]
+    if database.url:
+        command += ["--database", database.url]
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    found = []
+    for line in done.stdout.splitlines():
+        name, value, unit = line.split()
+        found.append(Figure(name, float(value), unit))
+    return found
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     app = make_app(args.database)
     with app.app_context():
         from webapp.extensions import db
 
-        fresh_schema(app)
-        dialect = db.engine.dialect.name
-        started = time.perf_counter()
-        seed(db, args.messages)
-        analyze(db)
-        print(f"# seeded {args.messages:,} messages on {dialect} in {time.perf_counter() - started:.0f} s",
-              file=sys.stderr, flush=True)
+        dialect = prepare(app, args.messages)
         client = logged_in_client(app)
         app.config["WEBHOOKS_METRICS_TOKEN"] = "bench"
         one = db.session.scalar(text("SELECT min(id) FROM endpoint"))
-        figures = {
+        found = {
             f"dashboard_{dialect}_ms": median_ms(client, "/dashboard"),
             f"dashboard_one_{dialect}_ms": median_ms(client, f"/dashboard?endpoint={one}"),
             f"queue_{dialect}_ms": median_ms(client, "/queue"),
         }
         client.environ_base["HTTP_AUTHORIZATION"] = "Bearer bench"
-        figures[f"metrics_{dialect}_ms"] = median_ms(client, "/metrics")
-        for name, value in figures.items():
+        found[f"metrics_{dialect}_ms"] = median_ms(client, "/metrics")
+        for name, value in found.items():
             print(f"{name} {value:.1f} ms", flush=True)
-        print(f"dashboard_plans_{dialect}_ok {int(plans_ok(db, client, '/dashboard') and plans_ok(db, client, '/queue'))}"
-              " bool", flush=True)
+        good = plans_ok(db, client, "/dashboard") and plans_ok(db, client, "/queue")
+        print(f"dashboard_plans_{dialect}_ok {int(good)} bool", flush=True)
     return 0
 
 

@@ -59,7 +59,7 @@ def test_pause_holds_sending_but_keeps_new_messages_and_resume_sends_them(app, o
     with Receiver() as paused_receiver, Receiver() as other_receiver, Receiver() as disabled_receiver:
         paused = make_endpoint(paused_receiver.url, name="Paused one")
         other = make_endpoint(other_receiver.url, name="Other")
-        disabled = make_endpoint(disabled_receiver.url, name="Disabled one", enabled=False)
+        make_endpoint(disabled_receiver.url, name="Disabled one", enabled=False)
         response = operator.post(f"/queue/{paused.id}/pause")
         assert response.status_code == 303
         assert "Paused" in operator.get("/queue").get_data(as_text=True)

@@ -85,7 +85,8 @@ def _detail(endpoint: Endpoint, state: str) -> str:
             return f"Disabled: {endpoint.disabled_reason}."
         return f"Disabled by {endpoint.disabled_by}." if endpoint.disabled_by else "Disabled."
     if state == "paused":
-        return f"Paused by {endpoint.paused_by or 'an operator'} at {clock(endpoint.paused_at)}: new messages wait until resumed."
+        return (f"Paused by {endpoint.paused_by or 'an operator'} at {clock(endpoint.paused_at)}: "
+                "new messages wait until resumed.")
     if state == "waiting":
         return f"The receiver asked us to wait (Retry-After) until {clock(endpoint.retry_after_until)}."
     if state == "failing":

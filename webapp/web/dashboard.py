@@ -4,6 +4,7 @@ pending-message indexes (webapp/domain/queue.py): as fast at 10 million messages
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+
 from ..domain import delivery_stats, endpoint_health, queue
 from ..errors import InvalidInput
 from ..storage.models import utcnow

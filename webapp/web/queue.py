@@ -57,7 +57,8 @@ def answer(endpoint, text: str, category: str, status: int = 200):
     a plain form post: back to the list, or the list with the refusal and its 4xx."""
     if request.headers.get("HX-Request"):
         [row] = rows_for([endpoint])
-        return render_block(TEMPLATE, "queue_row", row=row, note=text, note_kind=category), 422 if status >= 400 else status
+        page_part = render_block(TEMPLATE, "queue_row", row=row, note=text, note_kind=category)
+        return page_part, 422 if status >= 400 else status
     flash(text, category)
     if status >= 400:
         return render_template(TEMPLATE, rows=rows_for(live_endpoints())), status
