@@ -29,9 +29,9 @@ def operator(client):
 
 
 def ui_routes(app):
-    """Every route of the app but the public ones and the token-authenticated API, with sample arguments."""
+    """Every route of the app but the public ones, the token-authenticated API and /metrics, with sample arguments."""
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("api."):
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith(("api.", "metrics.")):  # own tokens
             continue
         path = rule.rule
         for argument in rule.arguments:
