@@ -11,12 +11,14 @@ Then, through the real app, logged in: the dashboard (all endpoints, and one), t
 queue view and a /metrics scrape, median of 5 requests each. Every query the
 dashboard runs is EXPLAINed: none may scan the message or rollup tables whole.
 
-Prints ``dashboard_<dialect>_ms`` (target < 100), ``dashboard_one_<dialect>_ms``,
+Prints ``dashboard_<dialect>_ms`` (target < 100; wall clock), ``dashboard_<dialect>_cpu_ms`` (the
+app's CPU time per request, which a busy shared machine does not inflate), ``dashboard_one_<dialect>_ms``,
 ``queue_<dialect>_ms``, ``metrics_<dialect>_ms`` and ``dashboard_plans_<dialect>_ok`` (1 or 0).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -166,6 +168,16 @@ def figures(database: DatabaseKind, messages: int) -> list[Figure]:
     return found
 
 
+def cpu_ms(client, path: str) -> float:
+    """The CPU time of this process per request (median of 5): what the page costs on a busy machine."""
+    timings = []
+    for _ in range(5):
+        start = time.process_time()
+        client.get(path)
+        timings.append((time.process_time() - start) * 1000)
+    return statistics.median(timings)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     app = make_app(args.database)
@@ -178,6 +190,7 @@ def main(argv=None) -> int:
         one = db.session.scalar(text("SELECT min(id) FROM endpoint"))
         found = {
             f"dashboard_{dialect}_ms": median_ms(client, "/dashboard"),
+            f"dashboard_{dialect}_cpu_ms": cpu_ms(client, "/dashboard"),
             f"dashboard_one_{dialect}_ms": median_ms(client, f"/dashboard?endpoint={one}"),
             f"queue_{dialect}_ms": median_ms(client, "/queue"),
         }

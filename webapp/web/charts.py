@@ -20,14 +20,14 @@ WIDTH, HEIGHT = 480, 200
 LEFT, RIGHT, TOP, BOTTOM = 40, 6, 10, 24  # room for the axis labels
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Segment:
     outcome: str
     y: float
     height: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Bar:
     x: float
     width: float
@@ -40,7 +40,7 @@ class Bar:
         return f"{self.label}: " + ", ".join(f"{self.counts[o]} {o}" for o in OUTCOMES)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tick:
     position: float
     text: str
@@ -52,6 +52,7 @@ class BarChart:
     bars: list[Bar]
     y_ticks: list[Tick]
     x_ticks: list[Tick]
+    totals: dict  # per outcome, over all bars
     total: int
     width: int = WIDTH
     height: int = HEIGHT
@@ -78,25 +79,26 @@ def compact(number: int) -> str:
 
 def bar_chart(periods: list[Period], label, tick_every: int, tick_text) -> BarChart:
     """``label(period)`` names a bar; every ``tick_every``-th bar gets ``tick_text(period)`` under it."""
-    top = nice_ceiling(max((p.total for p in periods), default=0))
-    plot_height = HEIGHT - TOP - BOTTOM
+    counts = [{o: p.counts[o] for o in OUTCOMES} for p in periods]
+    top = nice_ceiling(max((sum(c.values()) for c in counts), default=0))
+    scale = (HEIGHT - TOP - BOTTOM) / top
     slot = (WIDTH - LEFT - RIGHT) / max(len(periods), 1)
     bars, x_ticks = [], []
-    for index, period in enumerate(periods):
+    for index, (period, found) in enumerate(zip(periods, counts)):
         x = LEFT + index * slot
         y, segments = HEIGHT - BOTTOM, []
         for outcome in OUTCOMES:
-            height = plot_height * period.counts[outcome] / top
-            if height > 0:
+            if found[outcome]:
+                height = scale * found[outcome]
                 y -= height
                 segments.append(Segment(outcome, round(y, 2), round(height, 2)))
-        bars.append(Bar(round(x + slot * 0.15, 2), round(slot * 0.7, 2), label(period),
-                        {o: period.counts[o] for o in OUTCOMES}, segments))
+        bars.append(Bar(round(x + slot * 0.15, 2), round(slot * 0.7, 2), label(period), found, segments))
         if index % tick_every == 0:
             x_ticks.append(Tick(round(x + slot / 2, 2), tick_text(period), minor=(index // tick_every) % 2 == 1))
-    y_ticks = [Tick(round(HEIGHT - BOTTOM - plot_height * share, 2), compact(round(top * share)))
+    y_ticks = [Tick(round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * share, 2), compact(round(top * share)))
                for share in (0, 0.5, 1)]
-    return BarChart(bars, y_ticks, x_ticks, sum(p.total for p in periods))
+    totals = {o: sum(c[o] for c in counts) for o in OUTCOMES}
+    return BarChart(bars, y_ticks, x_ticks, totals, sum(totals.values()))
 
 
 def hourly(periods: list[Period]) -> BarChart:
@@ -116,21 +118,22 @@ def svg(chart: BarChart, id_: str, title: str, description: str) -> Markup:
     for tick in chart.y_ticks:
         parts.append(f'<line class="grid" x1="{chart.plot_left}" x2="{chart.plot_right}" y1="{tick.position}" '
                      f'y2="{tick.position}"/><text class="axis axis-y" x="{chart.plot_left - 6}" '
-                     f'y="{tick.position}">{escape(tick.text)}</text>')
+                     f'y="{tick.position}">{tick.text}</text>')
+    # Bar labels and tick texts are made here of digits, dates and "UTC": nothing to escape.
     for bar in chart.bars:
-        parts.append(f'<g class="bar"><title>{escape(bar.hover)}</title><rect class="bar-hit" x="{bar.x}" y="0" '
+        parts.append(f'<g class="bar"><title>{bar.hover}</title><rect class="bar-hit" x="{bar.x}" y="0" '
                      f'width="{bar.width}" height="{chart.baseline}"/>')
         parts.extend(f'<rect class="bar-{s.outcome}" x="{bar.x}" y="{s.y}" width="{bar.width}" height="{s.height}"/>'
                      for s in bar.segments)
         parts.append("</g>")
     parts.extend(f'<text class="axis axis-x{" minor" if tick.minor else ""}" x="{tick.position}" '
-                 f'y="{chart.height - 6}">{escape(tick.text)}</text>' for tick in chart.x_ticks)
+                 f'y="{chart.height - 6}">{tick.text}</text>' for tick in chart.x_ticks)
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def table_rows(chart: BarChart) -> Markup:
     """The chart's numbers as table rows (its text alternative), one per bar."""
-    return Markup("".join(f'<tr><th scope="row">{escape(bar.label)}</th>'
+    return Markup("".join(f'<tr><th scope="row">{bar.label}</th>'
                           + "".join(f"<td>{bar.counts[o]}</td>" for o in OUTCOMES) + "</tr>"
                           for bar in chart.bars))
