@@ -12,7 +12,7 @@ from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
 from webapp.domain.events import emit_many
 from webapp.extensions import db
-from webapp.storage.models import DONE, FAILED, Attempt, Message
+from webapp.storage.models import DONE, FAILED, Attempt, Message, StatsDay, StatsHour, StatsMinute
 
 pytestmark = pytest.mark.db
 
@@ -119,3 +119,14 @@ def test_a_scrape_while_deliveries_run_matches_the_database(app, client, start_w
         assert value(final, "webhooks_endpoint_state", endpoint=broken_id, state="failing") == 1
         assert value(final, "webhooks_endpoint_state", endpoint=fine_id, state="healthy") == 1
         assert value(final, "webhooks_endpoint_info", endpoint=fine_id, name="Fine") == 1
+        # The dashboard's hours and the metrics' days are the same outcomes, summed differently.
+        for table in (StatsHour, StatsMinute):
+            assert rollup_sums(table) == rollup_sums(StatsDay)
+
+
+def rollup_sums(table) -> list:
+    columns = [func.sum(getattr(table, name)) for name in ("attempts", "done", "failed", "retried", "latency_ms", "l2")]
+    found = db.session.execute(select(table.endpoint_id, *columns).group_by(table.endpoint_id)
+                               .order_by(table.endpoint_id)).all()
+    db.session.rollback()
+    return [tuple(row) for row in found]
