@@ -104,3 +104,13 @@ def test_a_bad_endpoint_value_is_refused_naming_the_field(operator, value):
 def test_an_endpoint_that_does_not_exist_is_refused(operator):
     response = operator.get("/dashboard?endpoint=999")
     assert response.status_code == 400 and "endpoint: no endpoint has the id 999" in response.get_data(as_text=True)
+
+
+def test_chart_axis_tops_are_round_and_never_below_the_tallest_bar():
+    from webapp.web.charts import compact, nice_ceiling
+
+    for tallest in range(0, 3000):
+        top = nice_ceiling(tallest)
+        assert top >= max(tallest, 1)
+        assert top <= max(2.5 * tallest, 3), (tallest, top)
+    assert [compact(n) for n in (0, 2.5, 950, 1250, 10_000, 2_500_000)] == ["0", "2.5", "950", "1.2k", "10k", "2.5M"]

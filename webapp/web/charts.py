@@ -66,15 +66,15 @@ def nice_ceiling(value: int) -> int:
     if value <= 0:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    return next(int(step * power) for step in (1, 2, 2.5, 5, 10) if step * power >= value and step * power >= 1)
+    return next(math.ceil(step * power) for step in (1, 2, 2.5, 5, 10) if step * power >= value)
 
 
-def compact(number: int) -> str:
-    """An axis label that fits: 950, 2.5k, 10k, 1.2M."""
+def compact(number: float) -> str:
+    """An axis label that fits: 950, 2.5k, 10k, 1.2M (and 2.5, half of an axis that tops at 5)."""
     for size, suffix in ((1_000_000, "M"), (1_000, "k")):
         if number >= size:
             return f"{number / size:.1f}".rstrip("0").rstrip(".") + suffix
-    return str(number)
+    return f"{number:g}"
 
 
 def bar_chart(periods: list[Period], label, tick_every: int, tick_text) -> BarChart:
@@ -95,8 +95,8 @@ def bar_chart(periods: list[Period], label, tick_every: int, tick_text) -> BarCh
         bars.append(Bar(round(x + slot * 0.15, 2), round(slot * 0.7, 2), label(period), found, segments))
         if index % tick_every == 0:
             x_ticks.append(Tick(round(x + slot / 2, 2), tick_text(period), minor=(index // tick_every) % 2 == 1))
-    y_ticks = [Tick(round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * share, 2), compact(round(top * share)))
-               for share in (0, 0.5, 1)]
+    y_ticks = [Tick(round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * share, 2), compact(top * share))
+               for share in ((0, 0.5, 1) if top > 1 else (0, 1))]
     totals = {o: sum(c[o] for c in counts) for o in OUTCOMES}
     return BarChart(bars, y_ticks, x_ticks, totals, sum(totals.values()))
 
