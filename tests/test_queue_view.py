@@ -91,3 +91,17 @@ def test_try_now_on_a_paused_endpoint_is_refused_and_changes_nothing(operator):
     htmx = operator.post(f"/queue/{endpoint.id}/try-now", htmx=True)
     assert htmx.status_code == 422 and "resume it first" in htmx.get_data(as_text=True)
     assert operator.post("/queue/999/pause").status_code == 404
+
+
+def test_a_large_backlog_is_counted_up_to_the_cap_on_pages_and_exactly_in_metrics(app, client, operator, monkeypatch):
+    from webapp.domain import queue
+
+    endpoint = make_endpoint("http://127.0.0.1:9/a", name="Busy")
+    for _ in range(4):
+        waiting_message(endpoint, due=utcnow() + dt.timedelta(hours=1))
+    monkeypatch.setattr(queue, "COUNT_CAP", 3)
+    assert "<strong>3+</strong>" in operator.get("/queue").get_data(as_text=True)
+    assert "<strong>3+</strong>" in operator.get("/dashboard").get_data(as_text=True)
+    app.config["WEBHOOKS_METRICS_TOKEN"] = "t"
+    scraped = client.get("/metrics", headers={"Authorization": "Bearer t"}).get_data(as_text=True)
+    assert f'webhooks_backlog_messages{{endpoint="{endpoint.id}"}} 4.0' in scraped

@@ -41,7 +41,7 @@ class DeliveryCollector:
                                             .order_by(Endpoint.id)))
         ids = [e.id for e in endpoints]
         totals = rollup_totals(ids)
-        waiting = backlogs(ids)
+        waiting = backlogs(ids, exact=True)
 
         info = GaugeMetricFamily("webhooks_endpoint_info", "An endpoint's name, by id (always 1).",
                                  labels=["endpoint", "name"])
