@@ -86,21 +86,30 @@ def backlogs(endpoint_ids: list[int], exact: bool = False) -> dict[int, Backlog]
             for endpoint_id, count, retries, oldest, next_retry, next_new in rows if count}
 
 
-def next_due(endpoint_id: int) -> Message | None:
-    """The message that will be tried first: the earliest due among retries and new ones."""
-    # Ordered by ix_message_pending (endpoint_id, status, next_attempt_at) itself: no sort of the backlog.
-    candidates = [db.session.scalar(
-        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint))
-        .where(Message.endpoint_id == endpoint_id, Message.status == status, Message.next_attempt_at.is_not(None))
-        .order_by(Message.next_attempt_at).limit(1)) for status in (RESENT, QUEUED)]
-    found = [message for message in candidates if message is not None]
-    return min(found, key=lambda m: (m.next_attempt_at, m.id)) if found else None
+def next_due(endpoint_ids: list[int]) -> dict[int, Message]:
+    """Per endpoint, the message that will be tried first: the earliest due among retries and new ones.
+    Two statements whatever the number of endpoints (each subquery follows ix_message_pending)."""
+    if not endpoint_ids:
+        return {}
+    rows = db.session.execute(select(
+        Endpoint.id, _first(Message.id, Message.next_attempt_at, Message.status == RESENT),
+        _first(Message.id, Message.next_attempt_at, Message.status == QUEUED),
+    ).where(Endpoint.id.in_(endpoint_ids))).all()
+    wanted = [message_id for row in rows for message_id in row[1:] if message_id is not None]
+    loaded = {m.id: m for m in db.session.scalars(
+        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint)).where(Message.id.in_(wanted)))}
+    found = {}
+    for endpoint_id, *candidates in rows:
+        messages = [loaded[i] for i in candidates if i in loaded]
+        if messages:
+            found[endpoint_id] = min(messages, key=lambda m: (m.next_attempt_at, m.id))
+    return found
 
 
-def why_waiting(endpoint: Endpoint, now: dt.datetime | None = None) -> str | None:
-    """Why the endpoint's next message is not sent yet, in words (None: nothing waits)."""
-    message = next_due(endpoint.id)
-    return waiting_reason(message, endpoint, now) if message is not None else None
+def why_waiting(endpoints: list[Endpoint], now: dt.datetime | None = None) -> dict[int, str]:
+    """Why each endpoint's next message is not sent yet, in words (endpoints with nothing waiting are left out)."""
+    first = next_due([e.id for e in endpoints])
+    return {e.id: waiting_reason(first[e.id], e, now) for e in endpoints if e.id in first}
 
 
 def try_now(endpoint: Endpoint) -> int:

@@ -68,10 +68,10 @@ def answer(endpoint, text: str, category: str, status: int = 200):
 def rows_for(endpoints) -> list[dict]:
     now = utcnow()
     backlogs = queue.backlogs([e.id for e in endpoints])
+    reasons = queue.why_waiting([e for e in endpoints if e.id in backlogs], now)
     rows = []
     for endpoint in endpoints:
         backlog = backlogs.get(endpoint.id, queue.Backlog())
         rows.append({"endpoint": endpoint, "health": endpoint_health.describe(endpoint, {}, now), "backlog": backlog,
-                     "age": backlog.age_seconds(now),
-                     "why": queue.why_waiting(endpoint, now) if backlog.waiting else None})
+                     "age": backlog.age_seconds(now), "why": reasons.get(endpoint.id)})
     return rows
