@@ -146,6 +146,7 @@ def routed_app(app):
         yield tested
 
 
+@pytest.mark.timeout(600)  # every route times 20 examples: past the default 120 s on a busy 2-core machine
 def test_every_route_answers_hostile_input_without_5xx_or_partial_writes(routed_app):
     client = routed_app.test_client()
     operator = Operator(client).create().login()
