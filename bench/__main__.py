@@ -16,6 +16,9 @@ ends with the lines other tools read:
     worker_rss_growth_ratio X          a worker's RSS after 100,000 deliveries / after the first 10,000
     emit_http_batch_events_per_s X     one client posting lists of 500 events over HTTP
 
+Per database, ``dashboard_<sqlite|postgresql>_ms`` (target < 100) and its neighbours come
+from bench/dashboard.py: 10 million messages (200,000 with --quick).
+
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
 receiver. The next three are the bad days' scenarios (bench/bad_days.py) on
@@ -44,6 +47,7 @@ from . import (
     baseline_celery,
     baseline_rq,
     ceiling,
+    dashboard,
     emit_batches,
     memory,
     scenarios,
@@ -59,7 +63,7 @@ from .stack import (
 )
 
 SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery",
-             "latency", "isolation", "fanout", "retry_gap", "memory")
+             "latency", "isolation", "fanout", "retry_gap", "memory", "dashboard")
 WORKER_COUNTS = (1, 2)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -258,6 +262,9 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
             database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds), plan.runs("latency"))
     run_bad_days(report, plan, database, fast_url)
+    if plan.wants("dashboard"):
+        report.run(f"dashboard_{db}", lambda: dashboard.figures(database, 200_000 if plan.quick else 10_000_000),
+                   plan.repeat)
 
 
 def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:

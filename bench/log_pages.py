@@ -52,6 +52,16 @@ def fresh_schema(app) -> None:
     upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
 
 
+def analyze(db) -> None:
+    """Fresh planner statistics after seeding, as a long-running database would have."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+
+
 def logged_in_client(app):
     from webapp.domain.users import create_user
 
@@ -84,12 +94,7 @@ def main(argv=None) -> int:
         dialect = db.engine.dialect.name
         start = time.perf_counter()
         seed_log(args.rows)
-        if dialect == "postgresql":
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))
-        else:
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
+        analyze(db)
         print(f"log_seed_{dialect}_rows {args.rows} messages ({time.perf_counter() - start:.0f} s)", flush=True)
         deep = db.session.scalar(select(func.min(Message.id))) + 1000
         customer = db.session.scalar(select(Message.customer).where(Message.id == deep))

@@ -25,8 +25,8 @@ from tests.support.web import FreshContextClient, Operator
 from webapp.runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "endpoint", "api_token", "operator_session",
-          '"user"')
+TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "stats_day", "endpoint", "api_token",
+          "operator_session", '"user"')
 
 
 # Tests that start real worker processes or drive a browser: `pytest -m "not slow"` leaves them out

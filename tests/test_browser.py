@@ -73,6 +73,8 @@ def log_in(page, server):
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     page.click("button:has-text('Log in')")
+    page.wait_for_url(server.url + "/dashboard")  # the landing page
+    page.goto(server.url + "/settings")
     page.wait_for_url(server.url + "/settings/new")
 
 

@@ -58,7 +58,7 @@ def test_settings_tab_with_one_endpoint_goes_straight_to_its_settings(operator):
     endpoint = make_endpoint("http://127.0.0.1:9/hook")
     response = operator.get("/settings")
     assert response.status_code == 302 and response.headers["Location"] == f"/settings/{endpoint.id}"
-    assert operator.get("/").headers["Location"] == "/settings"
+    assert operator.get("/").headers["Location"] == "/dashboard"  # the landing page
 
 
 def test_settings_tab_with_several_endpoints_lists_them(operator):

@@ -37,9 +37,12 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import (
         api,
         auth,
+        dashboard,
         log,
         login,
+        metrics,
         openapi,
+        queue,
         security,
         settings,
         shell,
@@ -55,6 +58,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(log.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(queue.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
     security.exempt(api.bp)  # bearer tokens, not cookies
     openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here

@@ -5,6 +5,7 @@ them: SQLite and generated keys live under ``instance/``.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -43,6 +44,19 @@ def env_number(name: str, default: float, cast=float):
         return cast(value)
     except ValueError:
         raise SystemExit(f"{name} must be a number, got {value!r}") from None
+
+
+def env_networks(name: str) -> tuple:
+    """Comma-separated addresses or networks (``10.0.0.5, 192.168.0.0/24, ::1``)."""
+    found = []
+    for item in (os.environ.get(name) or "").split(","):
+        if item.strip():
+            try:
+                found.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise SystemExit(f"{name} must list addresses or networks like 10.0.0.0/8, got {item.strip()!r}") \
+                    from None
+    return tuple(found)
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -132,6 +146,9 @@ def load_config(instance_path: Path) -> dict:
         "WEBHOOKS_LOGIN_RATE_LIMIT": os.environ.get("WEBHOOKS_LOGIN_RATE_LIMIT") or "5/minute",
         # An operator session ends at logout or after this many hours (webapp/operator_sessions.py).
         "WEBHOOKS_SESSION_HOURS": env_number("WEBHOOKS_SESSION_HOURS", 12.0),
+        # Who may read /metrics (webapp/web/metrics.py): a bearer token, and/or client addresses or networks.
+        "WEBHOOKS_METRICS_TOKEN": os.environ.get("WEBHOOKS_METRICS_TOKEN") or None,
+        "WEBHOOKS_METRICS_ALLOW": env_networks("WEBHOOKS_METRICS_ALLOW"),
         # Login attempts are counted in Redis when there is one, so every web process shares them.
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         "RATELIMIT_ENABLED": True,

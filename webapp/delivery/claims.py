@@ -49,7 +49,7 @@ ENDPOINT = Endpoint.__table__
 
 
 HEALTH_COLUMNS = (ENDPOINT.c.enabled, ENDPOINT.c.health, ENDPOINT.c.consecutive_failures, ENDPOINT.c.failing_since,
-                  ENDPOINT.c.last_error, ENDPOINT.c.last_error_at, ENDPOINT.c.retry_after_until)
+                  ENDPOINT.c.last_error, ENDPOINT.c.last_error_at, ENDPOINT.c.retry_after_until, ENDPOINT.c.paused_at)
 
 
 def read_endpoint(conn: Connection, endpoint_id: int):
@@ -100,7 +100,7 @@ LEASE = {
     QUEUED: _lease_statement(f"'{QUEUED}'"),
 }
 CONTENT = (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
-                  EVENT.c.created_at, EVENT.c.data)
+                  EVENT.c.created_at, EVENT.c.data, MESSAGE.c.created_at)
            .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
            .where(MESSAGE.c.id.in_(bindparam("ids", expanding=True)))
            .order_by(MESSAGE.c.id))

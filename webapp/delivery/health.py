@@ -9,7 +9,10 @@ States, as operators see them:
 * waiting    - the receiver answered 429 or 503 with Retry-After: nothing is sent
                before then (capped by ``WEBHOOKS_MAX_RETRY_AFTER``).
 * disabled   - by an operator, by a 410 Gone answer, or after failing continuously
-               for ``WEBHOOKS_DISABLE_AFTER``. Nothing is sent; messages wait.
+               for ``WEBHOOKS_DISABLE_AFTER``. Nothing is sent; messages wait; events
+               create no new messages for it.
+* paused     - by an operator (the queue view). Nothing is sent, but events still
+               create messages, which wait until it is resumed; health is left as it was.
 
 These are pure functions: the delivery path applies them when it claims
 messages and when it writes outcomes.
@@ -42,10 +45,13 @@ class Health:
     last_error: str | None = None
     last_error_at: dt.datetime | None = None
     retry_after_until: dt.datetime | None = None
+    paused_at: dt.datetime | None = None
 
     def state(self, now: dt.datetime) -> str:
         if not self.enabled:
             return "disabled"
+        if self.paused_at is not None:
+            return "paused"
         if self.retry_after_until and self.retry_after_until > now:
             return "waiting"
         return self.health
@@ -60,7 +66,7 @@ class Gate:
 
 
 def gate(health: Health, now: dt.datetime, interval: float) -> Gate:
-    if not health.enabled:
+    if not health.enabled or health.paused_at is not None:
         return Gate(NOTHING)
     if health.retry_after_until and health.retry_after_until > now:
         return Gate(NOTHING, health.retry_after_until)
@@ -164,6 +170,7 @@ def after(health: Health, delta: Change) -> Health:
         last_error=delta.last_error or health.last_error,
         last_error_at=delta.last_error_at or health.last_error_at,
         retry_after_until=max(filter(None, (health.retry_after_until, delta.retry_after_until)), default=None),
+        paused_at=health.paused_at,
     )
 
 

@@ -1,4 +1,13 @@
-"""The per-minute and per-hour delivery rollups (stats_minute, stats_hour), counted as outcomes are written."""
+"""The per-minute, per-hour and per-day delivery rollups (stats_minute, stats_hour, stats_day), kept as
+outcomes are written.
+
+Counted in the ledger's transaction with the outcomes themselves, so the rollups
+never disagree with the messages: the dashboard and /metrics read them instead of
+counting millions of messages. Per endpoint and period: attempts and what each led
+to (done, retried, failed), attempt durations in DURATION_BUCKETS_MS buckets, and
+for messages that ended done their emit-to-delivery latency in LATENCY_BUCKETS_MS
+buckets (from the message's creation, so a resend counts from when it was resent).
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,36 +18,52 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..signing.request import MessageContent
-from ..storage.models import DURATION_BUCKETS_MS, StatsHour, StatsMinute
+from ..storage.models import (
+    DURATION_BUCKETS_MS,
+    LATENCY_BUCKETS_MS,
+    StatsDay,
+    StatsHour,
+    StatsMinute,
+)
 from ..storage.statuses import DONE, FAILED, RESENT, RetryPolicy
 from .outcome import Outcome
 
-STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *(f"d{i}" for i in range(11)))
+DURATION_COLUMNS = tuple(f"d{i}" for i in range(len(DURATION_BUCKETS_MS) + 1))
+LATENCY_COLUMNS = tuple(f"l{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
+STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_ms", *DURATION_COLUMNS,
+                "latency_ms", *LATENCY_COLUMNS)
 _UPSERTS: dict[tuple[str, str], object] = {}
 
 
 def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
               policy: RetryPolicy) -> None:
-    """Count outcomes into the per-minute and per-hour rollups: one statement per table, rows in key order."""
-    for table, width in ((StatsMinute.__table__, "minute"), (StatsHour.__table__, "hour")):
+    """Count outcomes into the per-minute, -hour and -day rollups: one statement per table, rows in key order."""
+    for table, truncate in ((StatsMinute.__table__, {}), (StatsHour.__table__, {"minute": 0}),
+                            (StatsDay.__table__, {"minute": 0, "hour": 0})):
         buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
         for endpoint_id, results in results_by_endpoint.items():
             for content, outcome in results:
-                start = outcome.started_at.replace(second=0, microsecond=0)
-                if width == "hour":
-                    start = start.replace(minute=0)
-                counts = buckets[endpoint_id, start]
-                status = policy.next_status(outcome.succeeded, content.attempt_number)
-                counts["attempts"] += 1
-                counts["succeeded"] += outcome.succeeded
-                counts["done"] += status == DONE
-                counts["failed"] += status == FAILED
-                counts["retried"] += status == RESENT
-                counts["duration_ms"] += outcome.duration_ms
-                counts[f"d{duration_bucket(outcome.duration_ms)}"] += 1
+                start = outcome.started_at.replace(second=0, microsecond=0, **truncate)
+                count(buckets[endpoint_id, start], content, outcome, policy.next_status(outcome.succeeded,
+                                                                                        content.attempt_number))
         rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]
         if rows:
             conn.execute(_upsert_statement(conn.dialect.name, table), rows)
+
+
+def count(counts: dict[str, int], content: MessageContent, outcome: Outcome, status: str) -> None:
+    counts["attempts"] += 1
+    counts["succeeded"] += outcome.succeeded
+    counts["done"] += status == DONE
+    counts["failed"] += status == FAILED
+    counts["retried"] += status == RESENT
+    counts["duration_ms"] += outcome.duration_ms
+    counts[DURATION_COLUMNS[bucket(DURATION_BUCKETS_MS, outcome.duration_ms)]] += 1
+    if status == DONE:
+        since = content.queued_at or content.created_at
+        latency = max(0, int((outcome.finished_at - since).total_seconds() * 1000))
+        counts["latency_ms"] += latency
+        counts[LATENCY_COLUMNS[bucket(LATENCY_BUCKETS_MS, latency)]] += 1
 
 
 def _upsert_statement(dialect: str, table):
@@ -52,8 +77,9 @@ def _upsert_statement(dialect: str, table):
     return _UPSERTS[key]
 
 
-def duration_bucket(duration_ms: int) -> int:
-    for index, bound in enumerate(DURATION_BUCKETS_MS):
-        if duration_ms <= bound:
+def bucket(bounds: tuple[int, ...], value_ms: int) -> int:
+    """The index of the first bound ``value_ms`` does not exceed; len(bounds) past the last."""
+    for index, bound in enumerate(bounds):
+        if value_ms <= bound:
             return index
-    return len(DURATION_BUCKETS_MS)
+    return len(bounds)

@@ -18,13 +18,15 @@ from ..storage.endpoint_lookups import live
 from ..storage.models import FAILING, Endpoint, Message, StatsMinute, utcnow
 from ..storage.statuses import QUEUED, RESENT
 
-STATE_LABELS = {"healthy": "Healthy", "failing": "Failing", "waiting": "Waiting", "disabled": "Disabled"}
+STATE_LABELS = {"healthy": "Healthy", "failing": "Failing", "waiting": "Waiting", "disabled": "Disabled",
+                "paused": "Paused"}
 
 
 def health_of(endpoint: Endpoint) -> Health:
     return Health(enabled=endpoint.enabled, health=endpoint.health, consecutive_failures=endpoint.consecutive_failures,
                   failing_since=endpoint.failing_since, last_error=endpoint.last_error,
-                  last_error_at=endpoint.last_error_at, retry_after_until=endpoint.retry_after_until)
+                  last_error_at=endpoint.last_error_at, retry_after_until=endpoint.retry_after_until,
+                  paused_at=endpoint.paused_at)
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class HealthView:
             return f"failing since {clock(self.since)}"
         if self.state == "waiting":
             return f"waiting (Retry-After) until {clock(self.since)}"
-        if self.state == "disabled":
-            return self.detail.rstrip(".").replace("Disabled", "disabled", 1)
+        if self.state in ("disabled", "paused"):
+            return self.detail.rstrip(".").replace(self.label, self.state, 1)
         return "healthy"
 
 
@@ -68,7 +70,7 @@ def describe(endpoint: Endpoint, rates: dict[int, tuple[int, int]] | None = None
 
 def _since(endpoint: Endpoint, state: str) -> dt.datetime | None:
     return {"failing": endpoint.failing_since, "waiting": endpoint.retry_after_until,
-            "disabled": endpoint.disabled_at}.get(state)
+            "disabled": endpoint.disabled_at, "paused": endpoint.paused_at}.get(state)
 
 
 def _detail(endpoint: Endpoint, state: str) -> str:
@@ -76,6 +78,9 @@ def _detail(endpoint: Endpoint, state: str) -> str:
         if endpoint.disabled_reason:
             return f"Disabled: {endpoint.disabled_reason}."
         return f"Disabled by {endpoint.disabled_by}." if endpoint.disabled_by else "Disabled."
+    if state == "paused":
+        return (f"Paused by {endpoint.paused_by or 'an operator'} at {clock(endpoint.paused_at)}: "
+                "new messages wait until resumed.")
     if state == "waiting":
         return f"The receiver asked us to wait (Retry-After) until {clock(endpoint.retry_after_until)}."
     if state == "failing":
@@ -116,6 +121,8 @@ def waiting_reason(message: Message, endpoint: Endpoint, now: dt.datetime | None
         return "waiting: the endpoint was deleted"
     if state == "disabled":
         return f"waiting: endpoint disabled ({endpoint.disabled_reason or 'by ' + str(endpoint.disabled_by)})"
+    if state == "paused":
+        return f"waiting: deliveries paused by {endpoint.paused_by or 'an operator'} at {clock(endpoint.paused_at)}"
     if state == "waiting":
         return f"waiting: the receiver asked us to wait (Retry-After) until {clock(endpoint.retry_after_until)}"
     if message.lease_owner is not None:
@@ -135,7 +142,8 @@ def attention() -> list[tuple[Endpoint, HealthView]]:
     now = utcnow()
     found = db.session.scalars(
         select(Endpoint).where(live())
-        .where((Endpoint.enabled.is_(False)) | (Endpoint.health == FAILING) | (Endpoint.retry_after_until > now))
+        .where((Endpoint.enabled.is_(False)) | (Endpoint.health == FAILING) | (Endpoint.retry_after_until > now)
+               | Endpoint.paused_at.is_not(None))
         .order_by(Endpoint.id)
     ).all()
     return [(endpoint, describe(endpoint, rates={}, now=now)) for endpoint in found]

@@ -39,6 +39,7 @@ class MessageContent:
     customer: str
     created_at: dt.datetime
     data_json: str
+    queued_at: dt.datetime | None = None  # the message's own creation (a resend's is later than its event's)
 
 
 class SigningSettings(Protocol):

@@ -95,6 +95,9 @@ class Endpoint(db.Model):
     outage_to: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # The state operators were last e-mailed about (webapp/notices.py).
     notified_state: Mapped[str | None] = mapped_column(String(20))
+    # Paused by an operator (the queue view): new messages are accepted, nothing is sent until resumed.
+    paused_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    paused_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -213,6 +216,10 @@ class Message(db.Model):
 
 # Attempt durations are counted in these buckets (upper bounds, ms); the last one is open.
 DURATION_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+# Emit-to-delivery latency (message created -> its successful attempt ended), upper bounds in ms:
+# 100 ms .. 1 day; the last bucket is open.
+LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000,
+                      21_600_000, 86_400_000)
 
 
 class _DeliveryStats:
@@ -238,6 +245,24 @@ class _DeliveryStats:
     d8: Mapped[int] = mapped_column(Integer, default=0)
     d9: Mapped[int] = mapped_column(Integer, default=0)
     d10: Mapped[int] = mapped_column(Integer, default=0)
+    # Messages that ended done: the sum of their emit-to-delivery latencies, and l0..l14 the count per
+    # LATENCY_BUCKETS_MS bucket (l14: longer than the last bound).
+    latency_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    l0: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l2: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l4: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l5: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l6: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l7: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l8: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l9: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l10: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l11: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l12: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l13: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    l14: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StatsMinute(_DeliveryStats, db.Model):
@@ -247,6 +272,13 @@ class StatsMinute(_DeliveryStats, db.Model):
 
 class StatsHour(_DeliveryStats, db.Model):
     __tablename__ = "stats_hour"
+    __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
+
+
+class StatsDay(_DeliveryStats, db.Model):
+    """A UTC day: the dashboard's 30 days in 30 rows per endpoint, not 720."""
+
+    __tablename__ = "stats_day"
     __table_args__ = (PrimaryKeyConstraint("endpoint_id", "start"),)
 
 

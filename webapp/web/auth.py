@@ -2,7 +2,7 @@
 
 The rule is app-wide (not a decorator per view) so a screen added later is
 protected without anyone remembering to. Public: the login page, static files,
-the health check, and the JSON API (it has its own bearer tokens).
+the health check, the JSON API (it has its own bearer tokens) and /metrics (its own token).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..domain import operator_sessions
 from ..storage.models import User
 
 PUBLIC_ENDPOINTS = {"static", "login.login", "shell.healthz", "shell.favicon"}
-PUBLIC_BLUEPRINTS = {"api"}
+PUBLIC_BLUEPRINTS = {"api", "metrics"}  # metrics: its own token or address rule
 
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)

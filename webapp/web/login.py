@@ -77,8 +77,8 @@ def next_page() -> str:
     target = request.args.get("next", "")
     if (not target.startswith("/") or target.startswith("//") or "\\" in target
             or CONTROL_CHARACTERS.search(target) or any(ch.isspace() for ch in target)):
-        return url_for("settings.index")
+        return url_for("shell.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
-        return url_for("settings.index")
+        return url_for("shell.home")
     return target

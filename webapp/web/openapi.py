@@ -222,7 +222,7 @@ def schemas() -> dict:
 
 
 HEALTH_FIELDS = {
-    "state": {"type": "string", "enum": ["healthy", "failing", "waiting", "disabled"]},
+    "state": {"type": "string", "enum": ["healthy", "failing", "waiting", "disabled", "paused"]},
     "since": {"type": ["string", "null"], "format": "date-time",
               "description": "failing since, waiting until, or disabled at"},
     "last_error": {"type": ["string", "null"]},

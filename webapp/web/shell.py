@@ -9,12 +9,12 @@ from ..extensions import db
 bp = Blueprint("shell", __name__)
 
 # Top navigation: (label, view). A tab whose screen is not installed is not shown.
-TABS = (("Settings", "settings.index"), ("Log", "log.index"))
+TABS = (("Dashboard", "dashboard.index"), ("Queue", "queue.index"), ("Settings", "settings.index"), ("Log", "log.index"))
 
 
 @bp.get("/")
 def home():
-    return redirect(url_for("settings.index"))
+    return redirect(url_for("dashboard.index"))
 
 
 @bp.get("/favicon.ico")
