@@ -1,0 +1,62 @@
+"""The customer filter matches by prefix, takes the operator's wildcards literally, and seeks on an index."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.factories import make_endpoint
+from webapp.domain.logbook.filters import LogFilter, apply
+from webapp.domain.logbook.paging import page
+from webapp.extensions import db
+from webapp.storage.models import Event, Message
+
+pytestmark = pytest.mark.db
+
+CUSTOMERS = ["alice", "alicia", "Alice", "al", "50%_off", "50%xoff", "50x_off", "5000", "a_b", "axb", "a*b", "a[b",
+             "a?b", "a\\b", "ab"]
+
+
+@pytest.fixture
+def customers(app):
+    endpoint = make_endpoint("http://127.0.0.1:9/hook")
+    for i, customer in enumerate(CUSTOMERS):
+        event = Event(id=f"evt{i:04d}", action="checkout", customer=customer, data_json="{}")
+        db.session.add_all([event, Message(event=event, endpoint_id=endpoint.id, action="checkout",
+                                           customer=customer, status="done", attempts=1)])
+    db.session.commit()
+    return CUSTOMERS
+
+
+@pytest.mark.parametrize("prefix", ["ali", "alice", "Ali", "al", "50%", "50%_", "50", "a_", "a*", "a[", "a?", "a\\",
+                                    "a", "zzz", "alice "])
+def test_a_prefix_finds_exactly_the_customers_that_start_with_it(customers, prefix):
+    found = sorted(m.customer for m in page(LogFilter.from_args({"customer": prefix})).messages)
+    # from_args trims the value, as the form does
+    assert found == sorted(c for c in customers if c.startswith(prefix.strip()))
+
+
+def test_the_log_page_filters_by_prefix(customers, operator):
+    body = operator.get("/log?customer=50%25_").get_data(as_text=True)
+    assert body.count('<tr id="message-') == 1 and "50%_off" in body
+
+
+def plan_of(query) -> str:
+    """The plan of the query as the app sends it: the same SQL, the prefix as a bound parameter."""
+    compiled = query.compile(db.engine)
+    connection = db.session.connection()
+    if db.engine.dialect.name == "sqlite":
+        params = tuple(compiled.params[name] for name in compiled.positiontup)
+        return "\n".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params))
+    # A handful of rows: tell the planner a scan of the table is no option, then see what it can use.
+    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
+
+
+def test_the_prefix_seeks_on_the_customer_index(customers):
+    plan = plan_of(apply(select(Message.id), LogFilter(customer="50%_")))
+    db.session.rollback()
+    assert "ix_message_customer_id" in plan, plan
+    if db.engine.dialect.name == "sqlite":
+        assert "SEARCH message USING COVERING INDEX ix_message_customer_id (customer>? AND customer<?)" in plan, plan
+    else:
+        assert "Index Cond: ((customer ~>=~ '50%_'::text) AND (customer ~<~ '50%`'::text))" in plan, plan
