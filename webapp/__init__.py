@@ -33,7 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
     from .runtime import cli
-    from .web import api, auth, log, login, openapi, security, settings, shell
+    from .web import api, auth, log, login, openapi, operators, security, settings, shell
     from .web.ids import CONVERTERS
 
     app.url_map.converters.update(CONVERTERS)  # before any route uses them
@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(log.bp)
+    app.register_blueprint(operators.bp)
     app.register_blueprint(api.bp)
     security.exempt(api.bp)  # bearer tokens, not cookies
     openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here

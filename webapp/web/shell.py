@@ -9,7 +9,7 @@ from ..extensions import db
 bp = Blueprint("shell", __name__)
 
 # Top navigation: (label, view). A tab whose screen is not installed is not shown.
-TABS = (("Settings", "settings.index"), ("Log", "log.index"))
+TABS = (("Settings", "settings.index"), ("Log", "log.index"), ("Operators", "operators.index"))
 
 
 @bp.get("/")
