@@ -15,7 +15,7 @@ AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag2
                                                      "best-practice"]}}
 
 
-def axe_violations(page) -> list[str]:
+def axe_violations(page) -> list[str]:  # noqa: F811
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page, options=AXE_OPTIONS)
@@ -23,7 +23,7 @@ def axe_violations(page) -> list[str]:
             for v in results.response["violations"]]
 
 
-def log_in(page, server, email=EMAIL):
+def log_in(page, server, email=EMAIL):  # noqa: F811
     page.goto(server.url + "/login")
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
@@ -87,7 +87,7 @@ ONE_PER_RADIO_GROUP = """el => el.type !== "radio" || el.checked
     || !document.querySelector(`input[type=radio][name="${el.name}"]:checked`)"""
 
 
-def tab_through(page) -> tuple[list[str], list[str], list[str]]:
+def tab_through(page) -> tuple[list[str], list[str], list[str]]:  # noqa: F811
     """Press Tab from the top of the page until focus comes round again. Returns the controls on the page
     that a keyboard should reach, the ones it reached in order, and any reached without a visible focus mark."""
     expected = page.evaluate(f"""() => Array.from(document.querySelectorAll({TABBABLE!r}))

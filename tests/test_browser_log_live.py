@@ -30,7 +30,7 @@ def add(endpoint, count: int, *, status="done", start=0, created_at=None) -> lis
     return list(db.session.scalars(db.select(Message.id).order_by(Message.id.desc())))
 
 
-def log_in(page, server):
+def log_in(page, server):  # noqa: F811
     page.goto(server.url + "/login")
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
@@ -107,12 +107,12 @@ def test_times_show_in_the_browsers_time_zone_with_utc_on_hover(browser, server)
     create_user(EMAIL, PASSWORD)
     endpoint = make_endpoint("http://127.0.0.1:9/hook", name="Loyalty shop")
     [message_id] = add(endpoint, 1, created_at=dt.datetime(2026, 11, 29, 22, 45, 10))
-    page = browser.new_page(viewport=LAPTOP, timezone_id="Asia/Kolkata", locale="en-GB")  # UTC+05:30
+    page = browser.new_page(viewport=LAPTOP, timezone_id="Asia/Kolkata", locale="en-GB")  # noqa: F811 - UTC+05:30
     try:
         log_in(page, server)
         for path in ("/log", f"/log/{message_id}"):
             page.goto(server.url + path)
-            shown = page.locator(f"time[datetime='2026-11-29T22:45:10Z']").first
+            shown = page.locator("time[datetime='2026-11-29T22:45:10Z']").first
             expect(shown).to_have_text(re.compile(r"^2026-11-30 04:15:10 (GMT\+5:30|IST)$"))
             assert shown.get_attribute("title") == "2026-11-29 22:45:10 UTC"
     finally:
