@@ -52,8 +52,7 @@ def index():
     log_filter = LogFilter.from_args(request.args)
     before, after = parse_id(request.args.get("before"), "before"), parse_id(request.args.get("after"), "after")
     results = page(log_filter, before=before, after=after)
-    context = list_context(log_filter, results=results, before=before if not results.is_newest else None,
-                           log_is_empty=not results.messages and _log_is_empty())
+    context = list_context(log_filter, results=results, log_is_empty=not results.messages and _log_is_empty())
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "log-results":
         return render_block(LIST_TEMPLATE, "results", **context)
     return render_template(LIST_TEMPLATE, **context)
@@ -74,7 +73,7 @@ def new_messages():
 
 def list_context(log_filter: LogFilter, **extra) -> dict:
     return {
-        "log_filter": log_filter, "values": log_filter.to_args(), "results": None, "before": None,
+        "log_filter": log_filter, "values": log_filter.to_args(), "results": None,
         "problem": None, "problem_field": None, "problem_text": None, "filter_labels": FILTER_LABELS,
         "endpoints": _endpoints(),
         "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,

@@ -38,7 +38,7 @@ class Page:
 def page(log_filter: LogFilter, before: int | None = None, after: int | None = None,
          size: int = PAGE_SIZE) -> Page:
     if before is not None and after is not None:
-        raise InvalidInput("after", "cannot be combined with before: a page is either older or newer than another")
+        raise InvalidInput("after", "cannot be both older and newer than another page: open the Log tab again")
     query = apply(select(Message), log_filter)
     if after is not None:
         rows = list(db.session.scalars(query.where(Message.id > after).order_by(Message.id).limit(size + 1)))
