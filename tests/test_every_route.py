@@ -155,6 +155,7 @@ def routed_app(app):
         yield tested
 
 
+@pytest.mark.timeout(600)  # 20 examples for each of ~40 routes: ~45 s alone, well past 120 s on a busy machine
 def test_every_route_answers_hostile_input_without_5xx_or_partial_writes(routed_app):
     client = routed_app.test_client()
     operator = Operator(client).create().login()
