@@ -59,7 +59,8 @@ def test_the_prefix_seeks_on_the_customer_index(customers):
     if db.engine.dialect.name == "sqlite":
         assert "SEARCH message USING COVERING INDEX ix_message_customer_id (customer>? AND customer<?)" in plan, plan
     else:
-        assert "Index Cond: ((customer ~>=~ '50%_'::text) AND (customer ~<~ '50%`'::text))" in plan, plan
+        condition = plan.split("Index Cond:")[1]  # the prefix is the index's range ('50%' escaped: literal)
+        assert "~>=~ '50%_'::text" in condition and "~<~ '50%`'::text" in condition, plan
 
 
 def test_a_common_prefix_walks_the_log_by_id_instead_of_sorting_every_match(customers):
