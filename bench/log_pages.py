@@ -99,6 +99,7 @@ def main(argv=None) -> int:
         deep = db.session.scalar(select(func.min(Message.id))) + 1000
         customer = db.session.scalar(select(Message.customer).where(Message.id == deep))
         day = db.session.scalar(select(Message.created_at).where(Message.id == deep)).date()
+        newest = db.session.scalar(select(func.max(Message.id)))
         client = logged_in_client(app)
         pages = {
             "first_page": "/log",
@@ -108,6 +109,11 @@ def main(argv=None) -> int:
             "status_failed": "/log?status=failed",
             "action": "/log?action=tier_change",
             "customer": f"/log?customer={customer}",
+            # Prefixes: a few customers (customer-123 is also customer-1230..1239), and a fifth of the log.
+            "customer_prefix_narrow": f"/log?customer={customer[:-1]}",
+            "customer_prefix_broad": "/log?customer=customer-1",
+            "newer_page": f"/log?after={deep}",
+            "new_count_1000": f"/log/new?after={newest - 1000}",
             "date_range": f"/log?created_from={day}&created_to={day}",
             "combined": f"/log?code=5xx&status=failed&action=checkout&created_from={day}",
             "combined_deep": f"/log?status=resent&action=opt_in&before={deep + 500_000}",

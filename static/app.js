@@ -55,4 +55,26 @@
       done();
     }
   });
+  // Times: the server writes UTC (<time datetime="...Z">); show them in the browser's time zone,
+  // with the UTC time on hover. Also for parts htmx swaps in.
+  var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+  var zoneName = function (moment) {
+    var part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(moment)
+      .filter(function (p) { return p.type === "timeZoneName"; })[0];
+    return part ? part.value : "";
+  };
+  function localizeTimes(root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime]") : [];
+    Array.prototype.forEach.call(times, function (el) {
+      if (el.dataset.local) return;
+      var moment = new Date(el.getAttribute("datetime"));
+      if (isNaN(moment.getTime())) return;
+      el.title = el.textContent.trim();
+      el.textContent = moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) + " " +
+        pad(moment.getHours()) + ":" + pad(moment.getMinutes()) + ":" + pad(moment.getSeconds()) + " " + zoneName(moment);
+      el.dataset.local = "1";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
+  document.addEventListener("htmx:load", function (event) { localizeTimes(event.detail.elt); });
 })();

@@ -18,7 +18,7 @@ from webapp.extensions import db
 from webapp.storage.crypto import secret_box
 from webapp.storage.models import Endpoint
 
-pytestmark = [pytest.mark.browser, pytest.mark.db]
+pytestmark = [pytest.mark.browser, pytest.mark.db, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 # No network here: without these Chromium tries to phone home and stalls.

@@ -16,7 +16,7 @@ from tests.test_browser import EMAIL, LAPTOP, PHONE, browser, page, server  # no
 from webapp.extensions import db
 from webapp.storage.models import Event, Message, response_class, utcnow
 
-pytestmark = [pytest.mark.browser, pytest.mark.db]
+pytestmark = [pytest.mark.browser, pytest.mark.db, pytest.mark.slow]
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "log.png"
 

@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tests.support.web import FreshContextClient, Operator
+from tests.support.web import PASSWORD, FreshContextClient, Operator
 from webapp.domain.logbook.filters import LogFilter
 from webapp.domain.tokens import create_token
+from webapp.domain.users import set_password
 from webapp.extensions import db
-from webapp.storage.models import Attempt, Endpoint, Event, Message, utcnow
+from webapp.storage.models import Attempt, Endpoint, Event, Message, User, utcnow
 from webapp.web import api
 from webapp.web.api_fields import ENDPOINT_FIELDS
 
@@ -36,9 +37,10 @@ RULE_ARGUMENT = re.compile(r"<(?:[^:>]+:)?(\w+)>")
 LOOPBACK_URL = "http://127.0.0.1:9/hook"  # connections refused at once: nothing leaves the machine
 # Columns that a rejected request may still touch: a token's last use is noted once a minute.
 VOLATILE = {("api_token", "last_used_at")}
-QUERY_NAMES = sorted({f.name for f in dataclasses.fields(LogFilter)} | {"before", "next"})
+QUERY_NAMES = sorted({f.name for f in dataclasses.fields(LogFilter)} | {"before", "after", "next"})
+PASSWORD_FIELDS = {"current_password", "new_password", "repeat_password"}
 FIELD_NAMES = sorted(
-    set(ENDPOINT_FIELDS) | set(QUERY_NAMES) | api.EVENT_FIELDS | api.RESEND_FIELDS | {"email", "password", "action"}
+    set(ENDPOINT_FIELDS) | set(QUERY_NAMES) | api.EVENT_FIELDS | api.RESEND_FIELDS | {"email", "password", "action"} | PASSWORD_FIELDS
 )
 
 hostile_words = st.sampled_from([
@@ -73,6 +75,9 @@ def valid_values(ids: dict[str, list[int]]) -> dict[str, list]:
     catalogue = ["checkout", "opt_in", "tier_change"]
     return {
         "endpoint": [str(i) for i in ids["endpoint_id"]], "before": [str(i) for i in ids["message_id"]],
+        "after": [str(i) for i in ids["message_id"]],
+        # The operator's own password, kept: the next examples log in with it.
+        **{name: [PASSWORD] for name in PASSWORD_FIELDS},
         "code": ["404", "503", "5xx", "2xx", "none"], "status": ["failed", "resent", "done", "queued"],
         "action": catalogue, "customer": ["c1"], "created_from": ["2026-01-01", "0001-01-01"],
         "created_to": ["9999-12-31", "2026-12-31"], "next": ["/log", "/settings"], "force": ["1", True],
@@ -110,7 +115,11 @@ def seed() -> dict[str, list[int]]:
     db.session.add(Attempt(message_id=failed.id, number=1, started_at=utcnow(), request_method="POST",
                            request_url=LOOPBACK_URL, response_code=503, response_body='{"deep": [[[]]]}'))
     db.session.commit()
-    return {"endpoint_id": [endpoint.id], "message_id": [failed.id, waiting.id], "fmt": [], "filename": []}
+    if not db.session.scalar(select(User).where(User.email == "colleague@example.com")):
+        db.session.add(User(email="colleague@example.com", password_hash="x"))  # one the operator may remove
+        db.session.commit()
+    return {"endpoint_id": [endpoint.id], "message_id": [failed.id, waiting.id], "fmt": [], "filename": [],
+            "user_id": list(db.session.scalars(select(User.id)))}
 
 
 def reset_data() -> None:
@@ -156,7 +165,8 @@ def test_every_route_answers_hostile_input_without_5xx_or_partial_writes(routed_
              for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
     covered = {rule.endpoint for rule, _ in pairs}
     assert {"settings.edit", "log.index", "log.resend_message", "api.post_event", "api.update_endpoint",
-            "login.login", "login.logout"} <= covered, covered
+            "login.login", "login.logout", "log.new_messages", "operators.add", "operators.remove",
+            "operators.password"} <= covered, covered
     for rule, method in pairs:
         reset_data()
         ids = seed()
@@ -208,5 +218,8 @@ def drive(client, operator, bearer, rule, method, ids) -> None:
             assert snapshot() == before, f"{method} {target} answered {status} but changed the database"
         if rule.endpoint == "login.logout" and status == 302:
             operator.login()  # the next example needs the session again
+        if rule.endpoint == "operators.password" and status == 302:
+            set_password(operator.email, operator.password)  # a hostile new password that was accepted
+            operator.login()
 
     answers_without_5xx()

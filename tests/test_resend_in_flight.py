@@ -35,7 +35,7 @@ def count_messages() -> int:
 
 def test_the_view_says_the_message_is_still_being_delivered(operator, retrying):
     page = operator.get(f"/log/{retrying.id}").get_data(as_text=True)
-    assert "Still being delivered: Resend asks first." in page and "Resend…" in page
+    assert "Still being delivered: Resend asks first." in page
 
 
 def test_resend_in_the_ui_asks_before_a_second_delivery_and_forcing_queues_one(operator, retrying):

@@ -125,7 +125,7 @@ def test_deleted_or_unknown_endpoint_is_404(operator):
         ({"url": ""}, "url", "Endpoint URL is required"),
         ({"url": "not a url"}, "url", "Endpoint URL must be an absolute http:// or https:// URL"),
         ({"url": "ftp://example.com/hook"}, "url", "Endpoint URL must be an absolute http:// or https:// URL"),
-        ({"use_proxy": "y"}, "use_proxy", "This installation has no static-IP proxy configured (WEBHOOKS_PROXY_URL)"),
+        ({"use_proxy": "y"}, "use_proxy", "This installation has no static-IP proxy configured: an administrator sets one up"),
         ({"actions": ["no_such_action"]}, "actions", "Not a valid choice"),
         ({"actions": []}, "actions", "Select at least one action"),
         ({"threads": "0"}, "threads", "Threads must be between 1 and 64"),

@@ -42,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
         login,
         metrics,
         openapi,
+        operators,
         queue,
         security,
         settings,
@@ -61,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(queue.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(operators.bp)
     app.register_blueprint(api.bp)
     security.exempt(api.bp)  # bearer tokens, not cookies
     openapi.check_documented(app)  # an API route the OpenAPI document would miss stops the app here

@@ -1,7 +1,7 @@
 """Dashboard and queue view: emit-to-delivery latency in the rollups, a per-day rollup, pausing an endpoint.
 
 Revision ID: 0005_dashboard_pause
-Revises: 0003
+Revises: 0004_signing_rotation
 
 """
 from alembic import op

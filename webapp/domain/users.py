@@ -73,3 +73,38 @@ def remove(email: str) -> int:
     db.session.delete(user)
     db.session.commit()
     return ended
+
+
+def all_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def change_own_password(user_id: int, current: str, new: str) -> int:
+    """An operator changing their own password: the current one must be right. Ends every session of
+    theirs (the caller starts a fresh one for the browser that asked); returns how many were ended."""
+    user = db.session.get(User, user_id)
+    if user is None or not check_password_hash(user.password_hash, current or ""):
+        raise InvalidInput("current_password", "is not your current password")
+    check_password(new)
+    user.password_hash = generate_password_hash(new)
+    ended = operator_sessions.end_all(user.id)
+    db.session.commit()
+    return ended
+
+
+def check_removable(acting_user_id: int, user_id: int) -> User:
+    """Never oneself (nobody locks themselves out by a slip), never the last operator."""
+    if user_id == acting_user_id:
+        raise InvalidInput("user", "you cannot remove yourself: ask another operator to do it")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise InvalidInput("user", "no such operator (already removed?)")
+    if count() <= 1:
+        raise InvalidInput("user", "the last operator cannot be removed")
+    return user
+
+
+def remove_by(acting_user_id: int, user_id: int) -> tuple[str, int]:
+    """One operator removing another; returns (their e-mail, how many of their sessions ended)."""
+    email = check_removable(acting_user_id, user_id).email
+    return email, remove(email)

@@ -192,7 +192,8 @@ class Message(db.Model):
         # One index per log filter, each ending in id for keyset paging.
         Index("ix_message_status_id", "status", "id"),
         Index("ix_message_action_id", "action", "id"),
-        Index("ix_message_customer_id", "customer", "id"),
+        # varchar_pattern_ops: the customer filter is a prefix (LIKE 'abc%'), see migration 0006.
+        Index("ix_message_customer_id", "customer", "id", postgresql_ops={"customer": "varchar_pattern_ops"}),
         Index("ix_message_endpoint_id_id", "endpoint_id", "id"),
         Index("ix_message_response_code_id", "response_code", "id"),
         Index("ix_message_response_class_id", "response_class", "id"),

@@ -53,32 +53,3 @@ def dashboard_context(chosen: int | None) -> dict:
             "backlog": backlogs.get(endpoint.id, queue.Backlog()),
         })
     return {"endpoints": cards, "all_endpoints": every, "chosen": chosen, "problem": None, "now": now}
-
-
-bp.add_app_template_global(charts.svg, "svg")
-bp.add_app_template_global(charts.table_rows, "chart_rows")
-
-
-@bp.app_template_filter("duration")
-def duration(seconds: float | None) -> str:
-    """An age or a latency for people: 850 ms, 4.2 s, 12 min, 3 h 5 min, 2 days."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} days"
-
-
-@bp.app_template_filter("percent")
-def percent(share: float | None) -> str:
-    if share is None:
-        return "—"
-    return f"{share * 100:.1f} %" if 0.995 > share > 0.9 else f"{share * 100:.0f} %"

@@ -218,7 +218,8 @@ class EndpointForm(BrowserForm):
 
     def validate_use_proxy(self, field):
         if field.data and not current_app.config.get("WEBHOOKS_PROXY_URL"):
-            raise ValidationError("this installation has no static-IP proxy configured (WEBHOOKS_PROXY_URL)")
+            raise ValidationError("this installation has no static-IP proxy configured: an administrator sets one up "
+                                  "(see the README), then it can be ticked")
 
     def validate_actions(self, field):
         if not field.data:

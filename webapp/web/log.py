@@ -19,17 +19,13 @@ from flask import (
     url_for,
 )
 from htmx_flask import make_response as htmx_response
-from jinja2_fragments.flask import render_block
+from jinja2_fragments.flask import render_block, render_blocks
 from sqlalchemy import select
 
 from ..domain.logbook import export
-from ..domain.logbook.filters import LogFilter, page
-from ..domain.logbook.resend import (
-    StillBeingDelivered,
-    bulk_resend,
-    count_failed,
-    resend,
-)
+from ..domain.logbook.filters import LogFilter
+from ..domain.logbook.paging import NEW_CAP, count_new, page
+from ..domain.logbook.resend import StillBeingDelivered, bulk_plan, bulk_resend, resend
 from ..errors import InvalidInput
 from ..extensions import db
 from ..storage.models import Attempt, Endpoint, Message
@@ -44,7 +40,8 @@ VIEW_TEMPLATE = "log/view.html"
 COUNT_CAP = 10_000
 # How the filters are named beside a value they cannot take.
 FILTER_LABELS = {"code": "Response code", "status": "Status", "action": "Action", "customer": "Customer",
-                 "endpoint": "Endpoint", "created_from": "Created from", "created_to": "Created to", "before": "Page"}
+                 "endpoint": "Endpoint", "created_from": "Created from", "created_to": "Created to", "before": "Page",
+                 "after": "Page"}
 CODE_CLASSES = (("2xx", "2xx success"), ("4xx", "4xx client error"), ("5xx", "5xx server error"),
                 ("none", "No response"))
 
@@ -52,16 +49,30 @@ CODE_CLASSES = (("2xx", "2xx success"), ("4xx", "4xx client error"), ("5xx", "5x
 @bp.get("")
 def index():
     log_filter = LogFilter.from_args(request.args)
-    before = parse_id(request.args.get("before"), "before")
-    context = list_context(log_filter, results=page(log_filter, before=before), before=before)
+    before, after = parse_id(request.args.get("before"), "before"), parse_id(request.args.get("after"), "after")
+    results = page(log_filter, before=before, after=after)
+    context = list_context(log_filter, results=results, log_is_empty=not results.messages and _log_is_empty())
     if request.htmx and request.htmx.target == "log-results":
         return render_block(LIST_TEMPLATE, "results", **context)
     return render_template(LIST_TEMPLATE, **context)
 
 
+@bp.get("/new")
+def new_messages():
+    """Polled by the newest page: "N new, show them" once messages newer than its top row arrive.
+    204 (htmx leaves the page alone) while there are none."""
+    log_filter = LogFilter.from_args(request.args)
+    after = parse_id(request.args.get("after"), "after") or 0
+    count = count_new(log_filter, after)
+    if not count:
+        return "", 204
+    return render_block(LIST_TEMPLATE, "new_notice", log_filter=log_filter, after=after, new_count=count,
+                        new_cap=NEW_CAP)
+
+
 def list_context(log_filter: LogFilter, **extra) -> dict:
     return {
-        "log_filter": log_filter, "values": log_filter.to_args(), "results": None, "before": None,
+        "log_filter": log_filter, "values": log_filter.to_args(), "results": None,
         "problem": None, "problem_field": None, "problem_text": None, "filter_labels": FILTER_LABELS,
         "endpoints": _endpoints(),
         "actions": current_app.config["WEBHOOKS_ACTIONS"], "statuses": STATUSES, "code_classes": CODE_CLASSES,
@@ -73,7 +84,8 @@ def list_context(log_filter: LogFilter, **extra) -> dict:
 def bad_filter(exc: InvalidInput):
     """A filter that cannot be applied: the list page, the message beside that filter, and no rows at all
     (an empty table would read as "no messages"). htmx gets the filter form and the results together."""
-    context = list_context(LogFilter(), values=request.args.to_dict(), problem=f"{exc.field}: {exc.problem}",
+    label = FILTER_LABELS.get(exc.field, exc.field)
+    context = list_context(LogFilter(), values=request.args.to_dict(), problem=f"{label} {exc.problem}",
                            problem_field=exc.field, problem_text=exc.problem)
     if request.htmx:
         page_part = render_block(LIST_TEMPLATE, "filter_and_results", **context)
@@ -92,7 +104,7 @@ def view(message_id: int):
     message = _message(message_id)
     context = _view_context(message)
     if request.htmx and request.htmx.target == "message-live":
-        return render_block(VIEW_TEMPLATE, "live", **context)
+        return render_blocks(VIEW_TEMPLATE, ["live", "head_badge", "head_hint"], oob=True, **context)
     return render_template(VIEW_TEMPLATE, **context)
 
 
@@ -117,13 +129,14 @@ def resend_message(message_id: int):
 def resend_failed():
     """Bulk resend, after a confirmation that shows how many messages it will queue."""
     log_filter = LogFilter.from_args(request.values)
+    plan = bulk_plan(log_filter, COUNT_CAP)
     if request.method == "POST":
         queued = bulk_resend(log_filter)
-        flash(f"{queued} failed message(s) queued again." if queued
-              else "Nothing to resend: every failed message in this filter is already resent.", "success")
+        skipped = f" Skipped: {plan.skipped_text}." if plan.skipped_text else ""
+        flash((f"{queued} failed message(s) queued again." if queued else "Nothing was queued.") + skipped,
+              "success" if queued else "info")
         return redirect(log_url(".index", log_filter.to_args()))
-    return render_template("log/resend_failed.html", log_filter=log_filter, count=count_failed(log_filter, COUNT_CAP),
-                           cap=COUNT_CAP)
+    return render_template("log/resend_failed.html", log_filter=log_filter, plan=plan, cap=COUNT_CAP)
 
 
 @bp.get("/export.<fmt>")
@@ -153,6 +166,10 @@ def _message(message_id: int) -> Message:
     if message is None:
         abort(404)
     return message
+
+
+def _log_is_empty() -> bool:
+    return db.session.scalar(select(Message.id).limit(1)) is None
 
 
 def _endpoints() -> list[Endpoint]:

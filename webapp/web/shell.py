@@ -9,7 +9,8 @@ from ..extensions import db
 bp = Blueprint("shell", __name__)
 
 # Top navigation: (label, view). A tab whose screen is not installed is not shown.
-TABS = (("Dashboard", "dashboard.index"), ("Queue", "queue.index"), ("Settings", "settings.index"), ("Log", "log.index"))
+TABS = (("Dashboard", "dashboard.index"), ("Queue", "queue.index"), ("Settings", "settings.index"),
+        ("Log", "log.index"), ("Operators", "operators.index"))
 
 
 @bp.get("/")

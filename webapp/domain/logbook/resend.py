@@ -116,9 +116,33 @@ def resendable(log_filter: LogFilter) -> Select:
     return apply(failed_not_resent(), log_filter.without("status"))
 
 
-def count_failed(log_filter: LogFilter, cap: int = 10_000) -> int:
-    """How many failed messages a bulk resend would queue, counting at most ``cap`` + 1."""
-    capped = resendable(log_filter).limit(cap + 1).subquery()
+@dataclass(frozen=True)
+class BulkPlan:
+    """What a bulk resend of a filter would do: each count stops at the cap + 1 ("more than")."""
+
+    failed: int           # failed messages in the filter
+    resendable: int       # of which it queues again
+    already_resent: int   # skipped: a newer entry already repeats them
+    tests: int            # skipped: sent by the Test button, not events
+
+    @property
+    def skipped_text(self) -> str:
+        parts = [f"{self.already_resent} already resent (the newer entry is in the log)" if self.already_resent else "",
+                 f"{self.tests} test message(s) (the Test button's messages are never resent)" if self.tests else ""]
+        return "; ".join(part for part in parts if part)
+
+
+def bulk_plan(log_filter: LogFilter, cap: int) -> BulkPlan:
+    later = aliased(Message)
+    failed = apply(select(Message.id).where(Message.status == FAILED), log_filter.without("status"))
+    resent = exists().where(later.resend_of_id == Message.id)
+    return BulkPlan(failed=_count(failed, cap), resendable=_count(resendable(log_filter), cap),
+                    already_resent=_count(failed.where(resent), cap),
+                    tests=_count(failed.where(Message.is_test.is_(True), ~resent), cap))
+
+
+def _count(ids_query: Select, cap: int) -> int:
+    capped = ids_query.limit(cap + 1).subquery()
     return db.session.scalar(select(func.count()).select_from(capped)) or 0
 
 
