@@ -8,9 +8,9 @@ from flask import Blueprint, render_template, request
 from ..domain import delivery_stats, endpoint_health, queue
 from ..errors import InvalidInput
 from ..storage.endpoint_lookups import live_endpoints
+from ..storage.ids import MAX_ID, parse_id
 from ..storage.models import utcnow
 from . import charts
-from .ids import MAX_ID, parse_id
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 

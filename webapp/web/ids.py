@@ -6,16 +6,10 @@ a 404, and a query-string id is an InvalidInput naming it.
 """
 from __future__ import annotations
 
-import re
-
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
-from ..errors import InvalidInput
-
-MAX_ID = 2**31 - 1        # Integer primary keys (endpoints): PostgreSQL int4
-MAX_BIG_ID = 2**63 - 1    # BigId primary keys (messages, attempts): PostgreSQL int8
-DIGITS = re.compile(r"[0-9]{1,19}")
+from ..storage.ids import MAX_BIG_ID, MAX_ID
 
 
 class IdConverter(BaseConverter):
@@ -44,12 +38,3 @@ class BigIdConverter(IdConverter):
 
 
 CONVERTERS = {"id": IdConverter, "bigid": BigIdConverter}
-
-
-def parse_id(value: str | None, field: str, maximum: int = MAX_BIG_ID) -> int | None:
-    """An id from a query string: None when blank, else 1..maximum in ASCII digits, or InvalidInput."""
-    if value is None or value == "":
-        return None
-    if not DIGITS.fullmatch(value) or not 1 <= int(value) <= maximum:
-        raise InvalidInput(field, f"must be an id: a whole number from 1 to {maximum} in digits 0-9")
-    return int(value)

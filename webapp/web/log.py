@@ -28,9 +28,9 @@ from ..domain.logbook.paging import NEW_CAP, count_new, page
 from ..domain.logbook.resend import StillBeingDelivered, bulk_plan, bulk_resend, resend
 from ..errors import InvalidInput
 from ..extensions import db
+from ..storage.ids import parse_id
 from ..storage.models import Attempt, Endpoint, Message
 from ..storage.statuses import STATUSES
-from .ids import parse_id
 from .template_helpers import log_url
 
 bp = Blueprint("log", __name__, url_prefix="/log")

@@ -15,10 +15,10 @@ from sqlalchemy import Select, func, select
 
 from ...errors import InvalidInput
 from ...extensions import db
+from ...storage.ids import MAX_ID, parse_id
 from ...storage.models import Message
 from ...storage.statuses import STATUSES
 from ...text_rules import control_character_problem
-from ...web.ids import MAX_ID, parse_id
 
 CODE_PATTERN = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|none")
 DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
