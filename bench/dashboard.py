@@ -134,9 +134,11 @@ def plans_ok(db, client, path: str) -> bool:
             prefix = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
             raw = conn.exec_driver_sql(prefix + statement, parameters)
             plan = "\n".join(str(row[-1]) for row in raw)
+            # SQLite "SCAN message" without an index, PostgreSQL "Seq Scan on message"; a scan of a
+            # capped subquery's few rows ("SCAN anon_2") or of the endpoint table is fine.
             whole = [line for line in plan.splitlines()
-                     if ("SCAN " in line and "INDEX" not in line and "endpoint" not in line.split("SCAN ")[-1][:9])
-                     or ("Seq Scan on message" in line or "Seq Scan on stats_" in line)]
+                     if any(f"SCAN {table}" in line and "INDEX" not in line for table in ("message", "stats_"))
+                     or "Seq Scan on message" in line or "Seq Scan on stats_" in line]
             if whole:
                 good = False
                 print(f"# whole-table scan in: {statement[:200]}\n#   {plan}", file=sys.stderr)
