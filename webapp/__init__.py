@@ -84,5 +84,9 @@ def _tune_sqlite(dbapi_connection, _record):
     busy_ms = int(os.environ.get("WEBHOOKS_SQLITE_BUSY_TIMEOUT_MS", "30000"))
     cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # 256 KiB of page cache per connection, not SQLite's 2 MiB: a worker holds up to 15 pooled
+    # connections, and their caches filled as the file grew (a worker's RSS +27 % from 10,000 to
+    # 100,000 deliveries). The OS keeps the file's pages cached anyway.
+    cursor.execute("PRAGMA cache_size=-256")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
