@@ -47,7 +47,8 @@ def test_every_screen_passes_axe_at_desktop_width_and_on_a_phone(page, server): 
             found[f"{name} at {viewport['width']} px"] = axe_violations(page)
     page.set_viewport_size(LAPTOP)
     page.goto(server.url + f"/settings/{seeded.endpoint}")
-    for auth_type, shows in (("basic", "username"), ("aws", "region"), ("aws-s3", "filename_format")):
+    for auth_type, shows in (("basic", "username"), ("aws", "region"), ("aws-s3", "filename_format"),
+                             ("hmac", "signing_secret")):
         page.select_option("#auth_type", auth_type)
         page.wait_for_selector(f"#auth-fields label[for={shows}]")
         found[f"settings with {auth_type}"] = axe_violations(page)

@@ -25,7 +25,8 @@ class Seeded:
     def pages(self) -> dict[str, str]:
         """Every screen an operator sees, by name: path."""
         return {
-            "endpoints": "/settings", "new endpoint": "/settings/new",
+            "dashboard": "/dashboard", "dashboard of one endpoint": f"/dashboard?endpoint={self.endpoint}",
+            "queue": "/queue", "endpoints": "/settings", "new endpoint": "/settings/new",
             "endpoint": f"/settings/{self.endpoint}", "delete endpoint": f"/settings/{self.endpoint}/delete",
             "log": "/log", "log filtered": "/log?code=5xx&customer=cust",
             "log older": f"/log?before={self.done}", "log bad filter": "/log?code=abc",
