@@ -78,8 +78,7 @@ def stored_secret_field(endpoint: Endpoint | None) -> str | None:
 
 def secret_fits(endpoint: Endpoint, new_type: str) -> bool:
     """Whether a blank secret may keep the stored one: a Basic password is no AWS secret key."""
-    stored = stored_secret_field(endpoint)
-    return stored is not None and stored == auth_type(new_type).secret
+    return endpoint.has_secret and same_secret(endpoint.auth_type, new_type)
 
 
 def form_data(endpoint: Endpoint) -> dict:
