@@ -30,8 +30,10 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: browser tests will fail (sudo apt-get install chromium)"; fi; }
 
+# One process (-n 0): the soak and the multi-process tests time real retries and are kept off a
+# machine busy with other tests; the quick loop (pytest -m "not slow") spreads over the cores.
 test: $(VENV)/.installed-test browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 0 $(PYTEST_ARGS)
 
 # The fast receiver is Debian's nginx (installed here when root; else an asyncio responder).
 bench: $(VENV)/.installed-test

@@ -6,6 +6,11 @@ exact error text, never done; the thread that sent it is free again at once.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.support.attempts import timed_attempt
@@ -23,6 +28,7 @@ from tests.support.receiver import Receiver
 from tests.support.tls_server import SelfSignedHTTPS
 from webapp.delivery.names import dns_servers_resolver
 
+ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 1.0
 MARGIN = 0.5
 TIMEOUT_ERROR = "timeout: response not complete within 1 s"
@@ -90,6 +96,25 @@ def test_slow_name_resolution():
                                          resolver=dns_servers_resolver(dns.server))
         assert dns.questions, "the question reached our DNS server"
     assert_timed_out(outcome, seconds)
+
+
+def test_a_lookup_still_hanging_never_holds_up_a_stopping_process():
+    """The attempt gave up at its deadline; the lookup it left behind must not keep the process (a worker
+    told to stop) alive until the resolver's own 60 s run out."""
+    with SlowDNS(delay=30) as dns:
+        script = ("from tests.support.attempts import timed_attempt\n"
+                  "from webapp.delivery.names import dns_servers_resolver\n"
+                  f"outcome, _ = timed_attempt('http://slow-to-resolve.example/hook', {TIMEOUT}, "
+                  f"resolver=dns_servers_resolver({dns.server!r}))\n"
+                  "print(outcome.error, flush=True)\n")
+        process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        first_line = process.stdout.readline().strip()
+        answered = time.monotonic()
+        process.wait(timeout=25)
+        exited = time.monotonic()
+        assert dns.questions, "the question reached our DNS server"
+    assert first_line == TIMEOUT_ERROR
+    assert exited - answered < 5, f"the process lived on {exited - answered:.1f} s after its last attempt"
 
 
 def test_the_configured_dns_servers_answer_and_the_attempt_goes_through():

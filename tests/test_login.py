@@ -7,13 +7,15 @@ import re
 
 import pytest
 from redis import Redis
+from werkzeug.security import check_password_hash
 
 from tests.support.factories import make_endpoint
 from tests.support.web import PASSWORD, FreshContextClient, Operator, csrf_token, login
+from webapp import create_app
 from webapp.config import load_config
 from webapp.domain.tokens import create_token
 from webapp.domain.users import remove as remove_operator
-from webapp.domain.users import set_password
+from webapp.domain.users import hash_password, set_password
 from webapp.extensions import db
 from webapp.storage.models import Endpoint, OperatorSession, User, utcnow
 
@@ -230,6 +232,24 @@ def test_rate_limit_storage_is_redis_when_configured_else_memory(monkeypatch, tm
     assert load_config(tmp_path)["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6399/0"
     monkeypatch.delenv("REDIS_URL")
     assert load_config(tmp_path)["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_passwords_are_hashed_with_werkzeugs_full_scrypt_cost_unless_configured(app, monkeypatch, tmp_path):
+    monkeypatch.delenv("WEBHOOKS_PASSWORD_HASH", raising=False)
+    full_cost = create_app({"TESTING": True})
+    with full_cost.app_context():
+        stored = hash_password("a long password")
+    assert stored.startswith("scrypt:32768:8:1$"), stored.split("$")[0]
+    assert check_password_hash(stored, "a long password")
+    monkeypatch.setenv("WEBHOOKS_PASSWORD_HASH", "pbkdf2:sha256:600000")
+    assert load_config(tmp_path)["WEBHOOKS_PASSWORD_HASH"] == "pbkdf2:sha256:600000"
+
+
+@pytest.mark.parametrize("method", ["md5", "plain", "scrypt:1:2", "pbkdf2:sha1:1000", "scrypt;rm"])
+def test_an_unknown_password_hash_method_stops_the_start(monkeypatch, tmp_path, method):
+    monkeypatch.setenv("WEBHOOKS_PASSWORD_HASH", method)
+    with pytest.raises(SystemExit, match="WEBHOOKS_PASSWORD_HASH"):
+        load_config(tmp_path)
 
 
 def test_create_user_command_makes_an_operator_who_can_log_in(app, client):

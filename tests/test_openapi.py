@@ -13,10 +13,7 @@ import re
 
 import jsonschema
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.factories import make_endpoint
 from tests.support.live_server import LiveServer
@@ -169,6 +166,10 @@ def api_schema(app):
     done = db.session.get(Message, message_id)
     done.status, done.next_attempt_at = "done", None
     db.session.commit()
+    # Imported here, not at the top: schemathesis takes seconds to import (pytest rewrites its asserts),
+    # and the quick loop (-m "not slow") leaves this test out.
+    import schemathesis
+
     app.config["SCHEMATHESIS_TOKEN"] = create_token("schemathesis")
     with LiveServer(app) as live:
         schema = schemathesis.openapi.from_url(f"{live.url}/api/v1/openapi.json")
@@ -183,6 +184,9 @@ def test_the_live_api_keeps_to_its_document(api_schema, app):
     fields, filename placeholders), so some schema-valid bodies are rightly refused. Every other check
     runs: no server error, documented status codes, content types, headers and bodies, schema-invalid
     input refused, 401 without the token, 405 with Allow for undocumented methods."""
+    from schemathesis import GenerationMode
+    from schemathesis.specs.openapi.checks import positive_data_acceptance
+
     headers = {"Authorization": f"Bearer {app.config['SCHEMATHESIS_TOKEN']}"}
     operations = [result.ok() for result in api_schema.get_all_operations()]
     # schemathesis leaves out the operation that serves the document it was loaded from.

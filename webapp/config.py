@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def env_duration(name: str, default: float) -> float:
     return seconds
 
 
+PASSWORD_HASH_METHODS = re.compile(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha(256|512)(:\d+)?")
+
+
+def password_hash_method() -> str:
+    value = (os.environ.get("WEBHOOKS_PASSWORD_HASH") or "scrypt").strip()
+    if not PASSWORD_HASH_METHODS.fullmatch(value):
+        raise SystemExit(f"WEBHOOKS_PASSWORD_HASH must be scrypt[:n:r:p] or pbkdf2:sha256[:iterations], got {value!r}")
+    return value
+
+
 def read_or_create_secret(path: Path, make) -> str:
     """A key generated once and kept in instance/, for the embedded default only."""
     if path.exists():
@@ -144,6 +155,9 @@ def load_config(instance_path: Path) -> dict:
         # 0 ignores those headers (a client could forge them to dodge the login rate limit).
         "WEBHOOKS_PROXY_HOPS": env_number("WEBHOOKS_PROXY_HOPS", 0, int),
         "WEBHOOKS_LOGIN_RATE_LIMIT": os.environ.get("WEBHOOKS_LOGIN_RATE_LIMIT") or "5/minute",
+        # Werkzeug's hash method for operator passwords (webapp/domain/users.py); the default is scrypt
+        # at werkzeug's cost. The test suite lowers it, since every test logs an operator in.
+        "WEBHOOKS_PASSWORD_HASH": password_hash_method(),
         # An operator session ends at logout or after this many hours (webapp/operator_sessions.py).
         "WEBHOOKS_SESSION_HOURS": env_number("WEBHOOKS_SESSION_HOURS", 12.0),
         # Who may read /metrics (webapp/web/metrics.py): a bearer token, and/or client addresses or networks.

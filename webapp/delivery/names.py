@@ -1,16 +1,17 @@
 """Name resolution for deliveries, bounded by the attempt's deadline.
 
-``getaddrinfo`` cannot be interrupted, so a lookup runs on a small thread pool
-and is waited for no longer than the attempt's time left: a slow resolver
-makes a timeout attempt, never a stuck worker. By default the operating
+``getaddrinfo`` cannot be interrupted, so a lookup runs on its own daemon
+thread and is waited for no longer than the attempt's time left: a slow
+resolver makes a timeout attempt, never a stuck worker. Daemon, by hand:
+a ThreadPoolExecutor's threads are joined when the process exits, so one
+stuck lookup would hold a stopping worker for as long as the resolver hangs. By default the operating
 system resolves (hosts file, then its DNS servers); ``WEBHOOKS_DNS_SERVERS``
 sends the questions to the servers it names instead (dnspython).
 """
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -18,8 +19,6 @@ from . import deadline
 from .deadline import DeadlineExceeded
 
 Resolver = Callable[[str, int], list[str]]
-
-_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="resolve")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -66,9 +65,28 @@ def resolve(host: str, port: int, resolver: Resolver = system_resolver) -> list[
     attempt = deadline.current()
     if attempt is None:
         return resolver(host, port)
-    future = _pool.submit(resolver, host, port)
-    try:
-        return future.result(timeout=attempt.remaining())
-    except FutureTimeout:
+    lookup = Lookup(resolver, host, port)
+    if not lookup.finished.wait(attempt.remaining()):
         attempt.expired = True
-        raise DeadlineExceeded() from None
+        raise DeadlineExceeded()
+    if lookup.error is not None:
+        raise lookup.error
+    return lookup.addresses
+
+
+class Lookup:
+    """One resolution on a daemon thread; ``finished`` is set when it answered or failed."""
+
+    def __init__(self, resolver: Resolver, host: str, port: int):
+        self.addresses: list[str] = []
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        threading.Thread(target=self._run, args=(resolver, host, port), name="resolve", daemon=True).start()
+
+    def _run(self, resolver: Resolver, host: str, port: int) -> None:
+        try:
+            self.addresses = resolver(host, port)
+        except Exception as exc:  # handed to the waiting attempt, which raises it
+            self.error = exc
+        finally:
+            self.finished.set()

@@ -1,9 +1,13 @@
-"""Operator accounts: passwords hashed with scrypt (werkzeug).
+"""Operator accounts: passwords hashed with scrypt (werkzeug; the cost is WEBHOOKS_PASSWORD_HASH).
 
 A password change or removing an operator ends every session of that operator.
 """
 from __future__ import annotations
 
+import functools
+import secrets
+
+from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -23,10 +27,20 @@ def create_user(email: str, password: str) -> User:
     check_password(password)
     if db.session.scalar(select(User).where(User.email == email)):
         raise InvalidInput("email", f"an operator {email} already exists")
-    user = User(email=email, password_hash=generate_password_hash(password))
+    user = User(email=email, password_hash=hash_password(password))
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, current_app.config["WEBHOOKS_PASSWORD_HASH"])
+
+
+@functools.cache
+def stand_in_hash(method: str) -> str:
+    """Checked against when there is no such operator, so the answer takes as long either way."""
+    return generate_password_hash(secrets.token_hex(16), method)
 
 
 def verify(email: str, password: str) -> User | None:
@@ -35,7 +49,7 @@ def verify(email: str, password: str) -> User | None:
         email = ""  # no such operator; the query below still runs, so the answer takes as long
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
-        check_password_hash(generate_password_hash("x"), password or "")  # same cost either way
+        check_password_hash(stand_in_hash(current_app.config["WEBHOOKS_PASSWORD_HASH"]), password or "")
         return None
     return user if check_password_hash(user.password_hash, password or "") else None
 
@@ -60,7 +74,7 @@ def set_password(email: str, password: str) -> int:
     """Change an operator's password and end their sessions; returns how many were ended."""
     check_password(password)
     user = find(email)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
     ended = operator_sessions.end_all(user.id)
     db.session.commit()
     return ended
@@ -86,7 +100,7 @@ def change_own_password(user_id: int, current: str, new: str) -> int:
     if user is None or not check_password_hash(user.password_hash, current or ""):
         raise InvalidInput("current_password", "is not your current password")
     check_password(new)
-    user.password_hash = generate_password_hash(new)
+    user.password_hash = hash_password(new)
     ended = operator_sessions.end_all(user.id)
     db.session.commit()
     return ended
