@@ -17,7 +17,7 @@ ends with the lines other tools read:
     emit_http_batch_events_per_s X     one client posting lists of 500 events over HTTP
 
 Per database, ``dashboard_<sqlite|postgresql>_ms`` (target < 100) and its neighbours come
-from bench/dashboard.py: 10 million messages (200,000 with --quick).
+from bench/dashboard.py: 10 million messages (50,000 with --quick).
 
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
@@ -77,6 +77,7 @@ class Plan:
 
     count: int
     baseline_rq_count: int
+    baseline_celery_count: int
     latency_seconds: float
     latency_rate: float
     repeat: int
@@ -91,20 +92,27 @@ class Plan:
         """Runs per figure (the median is printed). The ceiling, and the product
         on the fast receiver it takes turns with (the two sides of
         ``ratio_vs_ceiling``), are cheap and swing most on a busy shared 2-core
-        machine: 3 runs each; everything else ``--repeat`` times (default 1)."""
-        return max(self.repeat, 3) if scenario == "ceiling" else self.repeat
+        machine: 3 runs each (one in ``--quick``); everything else ``--repeat``
+        times (default 1)."""
+        return max(self.repeat, 1 if self.quick else 3) if scenario == "ceiling" else self.repeat
 
     def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
 
-        ``--quick`` keeps its two minutes by running the full matrix on the first
-        database only; the others get the emit rates and the product with 2 workers.
+        ``--quick`` keeps under two minutes by running only what the closing lines
+        need: 2 workers on the first database, and on the others the product on the
+        fast receiver (the two sides of ``ratio_pg_vs_sqlite``).
         """
         if not self.wants(scenario):
             return ()
-        if self.quick and database != self.databases[0]:
-            return (2,) if scenario.startswith("batch_") else ()
+        if self.quick:
+            first = database == self.databases[0]
+            return (2,) if first or scenario in ("batch_on_fast", "batch_off_fast") else ()
         return WORKER_COUNTS
+
+    def on_first_database_when_quick(self, scenario: str, database: DatabaseKind) -> bool:
+        """Scenarios without worker counts (emit rates, dashboard): ``--quick`` runs them once."""
+        return self.wants(scenario) and (not self.quick or database == self.databases[0])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -123,8 +131,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
     count = 2_000 if args.quick else 20_000
     return Plan(
         count=count,
-        baseline_rq_count=300 if args.quick else 2_000,
-        latency_seconds=4.0 if args.quick else 10.0,
+        baseline_rq_count=150 if args.quick else 2_000,
+        baseline_celery_count=600 if args.quick else count,
+        latency_seconds=3.0 if args.quick else 10.0,
         latency_rate=50.0,
         repeat=max(args.repeat, 1),
         only=frozenset(args.only or ()),
@@ -229,11 +238,11 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     the fast receiver (same worker count), the two sides of ``ratio_vs_ceiling``.
     """
     db, fast_url = database.label, fast.url
-    if plan.wants("emit"):
+    if plan.on_first_database_when_quick("emit", database):
         report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count), plan.runs("emit"))
-    if plan.wants("emit_http"):  # 10,000 at least: --quick's 2,000 would be four requests
+    if plan.on_first_database_when_quick("emit_http", database):  # --quick's 2,000 would be four requests
         report.run(f"emit_http_batch_{db}", lambda: emit_batches.http_batch_rate(
-            database, fast_url, max(plan.count, 10_000)), plan.runs("emit_http"))
+            database, fast_url, 5_000 if plan.quick else 20_000), plan.runs("emit_http"))
     product_runs = (
         ("batch_on_fast", True, fast.url, scenarios.FAST_THREADS, None),
         ("batch_off_fast", False, fast.url, scenarios.FAST_THREADS, None),
@@ -257,22 +266,21 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     for workers in plan.worker_counts("celery", database):
         name = f"baseline_celery_w{workers}_{db}"
         report.run(name, lambda: baseline_celery.delivery_rate(
-            database, fast_url, name=name, count=plan.count, workers=workers), plan.runs("celery"))
+            database, fast_url, name=name, count=plan.baseline_celery_count, workers=workers), plan.runs("celery"))
     if plan.worker_counts("latency", database):
         report.run(f"latency_{db}", lambda: scenarios.light_load_latency(
             database, fast_url, rate=plan.latency_rate, seconds=plan.latency_seconds), plan.runs("latency"))
     run_bad_days(report, plan, database, fast_url)
-    if plan.wants("dashboard"):
-        report.run(f"dashboard_{db}", lambda: dashboard.figures(database, 200_000 if plan.quick else 10_000_000),
+    if plan.on_first_database_when_quick("dashboard", database):
+        report.run(f"dashboard_{db}", lambda: dashboard.figures(database, 50_000 if plan.quick else 10_000_000),
                    plan.repeat)
 
 
 def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:
     """Isolation with 1 worker (and 2 in the full run), fan-out and retry timing with 1."""
     db = database.label
-    for workers in plan.worker_counts("isolation", database):
-        if plan.quick and workers > 1:
-            continue
+    for workers in (1,) if plan.quick and plan.worker_counts("isolation", database) else \
+            plan.worker_counts("isolation", database):
         name = f"isolation_healthy_p95_s_w{workers}_{db}"
         report.run(name, lambda: bad_days.isolation(database, fast_url, workers=workers, name=name,
                                                     seconds=plan.latency_seconds), plan.runs("isolation"))
@@ -285,7 +293,7 @@ def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: s
         report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name),
                    plan.runs("retry_gap"))
     if plan.worker_counts("memory", database) and database == plan.databases[0]:
-        first, total = (2_000, 20_000) if plan.quick else (10_000, 100_000)
+        first, total = (1_000, 10_000) if plan.quick else (10_000, 100_000)
         report.run(f"memory_{db}", lambda: memory.rss_growth(database, fast_url, first=first, total=total), 1)
 
 

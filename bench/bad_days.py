@@ -69,7 +69,9 @@ def isolation(database: DatabaseKind, fast_url: str, *, workers: int, seconds: f
                          queue_batches=bool(number % 2))
         healthy_id = add_endpoint(fast_url, actions=["checkout"])
         emit_many([("points_added", f"h{i}", {"i": i}) for i in range(HANGING * HANGING_BACKLOG)])
-        with children(start_product_workers(bench_stack, workers)):
+        # A stopping worker lets attempts in flight run to their timeouts (up to 60 s here): the
+        # figure is taken by then, so the workers get 2 s before they are killed.
+        with children(start_product_workers(bench_stack, workers), stop_timeout=2.0):
             time.sleep(1.0)  # the hanging endpoints take their lanes first (pacing, not waiting)
             started, total = time.monotonic(), int(rate * seconds)
             for number in range(total):
@@ -134,7 +136,8 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
         add_endpoint(hanging.url, actions=["checkout"], timeout=5)
         add_endpoint(fast_url, actions=["points_added"], queue_batches=True)
         bench_stack.env.update(WEBHOOKS_RETRY_INTERVAL=str(interval), WEBHOOKS_MAX_ATTEMPTS=str(attempts))
-        with children(start_product_workers(bench_stack, 1)) as processes:
+        # Stopping, the worker would let the hanging endpoint's attempt run out its 5 s: 2 s, then killed.
+        with children(start_product_workers(bench_stack, 1), stop_timeout=2.0) as processes:
             emit_many([("checkout", f"r{i}", {"i": i}) for i in range(retried)])
             for first in range(0, 5_000, 1_000):  # a busy endpoint beside them
                 emit_many([("points_added", f"p{first + i}", {"i": i}) for i in range(1_000)])

@@ -13,7 +13,6 @@ sees no message left ``queued`` or ``resent``; then every message must be
 """
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from .stack import (
     ScenarioFailed,
     Stack,
     children,
+    migrate_schema,
     patched_environ,
     stack,
     start_rq_workers,
@@ -59,17 +59,6 @@ def product_app(bench_stack: Stack):
             finally:
                 db.session.remove()
                 db.engine.dispose()
-
-
-def migrate_schema() -> None:
-    """The real migrations, quietly (alembic's logging config would print INFO lines)."""
-    from flask_migrate import upgrade
-
-    logging.disable(logging.INFO)
-    try:
-        upgrade(directory=str(ROOT / "migrations"))
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def add_endpoint(url: str, *, queue_batches: bool, threads: int) -> int:

@@ -16,6 +16,7 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -64,7 +65,7 @@ class Engine:
         self.runs: dict[int, EndpointState] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self._timers: list[tuple[float, int, int]] = []
+        self._timers: list[tuple[float, int, int, int]] = []  # (due, order, endpoint, 10 ms slot)
         self._timer_keys: set[tuple[int, int]] = set()
         self._timer_order = itertools.count()
         self._timer_changed = threading.Condition()
@@ -157,15 +158,17 @@ class Engine:
     # ------------------------------------------------------------------ timers
 
     def wake_at(self, endpoint_id: int, when: dt.datetime) -> None:
-        """Wake the endpoint when ``when`` (UTC) comes; timers 10 ms apart are merged."""
+        """Wake the endpoint when ``when`` (UTC) comes. An endpoint's timers within one 10 ms slot are
+        merged into one that fires at the slot's end, when every one of them is due: firing at the
+        first would leave the later ones' messages to the sweep."""
         delay = (when - utcnow()).total_seconds()
-        due = time.monotonic() + max(delay, 0.0)
-        key = (endpoint_id, int(due * 100))
+        slot = math.ceil((time.monotonic() + max(delay, 0.0)) * 100)
+        key = (endpoint_id, slot)
         with self._timer_changed:
             if key in self._timer_keys:
                 return
             self._timer_keys.add(key)
-            heapq.heappush(self._timers, (due, next(self._timer_order), endpoint_id))
+            heapq.heappush(self._timers, (slot / 100, next(self._timer_order), endpoint_id, slot))
             if self._timers[0][2] == endpoint_id:
                 self._timer_changed.notify()
 
@@ -177,8 +180,8 @@ class Engine:
             with self._timer_changed:
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
-                    due, _, endpoint_id = heapq.heappop(self._timers)
-                    self._timer_keys.discard((endpoint_id, int(due * 100)))
+                    _, _, endpoint_id, slot = heapq.heappop(self._timers)
+                    self._timer_keys.discard((endpoint_id, slot))
                     due_now.append(endpoint_id)
                 if not due_now:
                     until = min(self._timers[0][0] if self._timers else next_renewal, next_renewal)
