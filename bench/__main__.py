@@ -131,9 +131,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
     count = 2_000 if args.quick else 20_000
     return Plan(
         count=count,
-        baseline_rq_count=150 if args.quick else 2_000,
-        baseline_celery_count=600 if args.quick else count,
-        latency_seconds=3.0 if args.quick else 10.0,
+        baseline_rq_count=100 if args.quick else 2_000,
+        baseline_celery_count=400 if args.quick else count,
+        latency_seconds=2.0 if args.quick else 10.0,
         latency_rate=50.0,
         repeat=max(args.repeat, 1),
         only=frozenset(args.only or ()),
@@ -293,7 +293,7 @@ def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: s
         report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name),
                    plan.runs("retry_gap"))
     if plan.worker_counts("memory", database) and database == plan.databases[0]:
-        first, total = (1_000, 10_000) if plan.quick else (10_000, 100_000)
+        first, total = (1_000, 5_000) if plan.quick else (10_000, 100_000)
         report.run(f"memory_{db}", lambda: memory.rss_growth(database, fast_url, first=first, total=total), 1)
 
 
