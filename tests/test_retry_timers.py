@@ -39,32 +39,30 @@ def instants_in_one_slot(offsets_ms: tuple[float, ...]) -> tuple[list[dt.datetim
     return [now_utc + dt.timedelta(seconds=m - now_monotonic) for m in monotonic], monotonic
 
 
-def test_timers_merged_in_one_slot_fire_once_every_one_is_due(app):
+def wake_ups(app, timers: list[tuple[int, dt.datetime]], expected: int) -> list[tuple[float, int]]:
+    """Set the timers on a running engine; the first ``expected`` wake-ups, as (monotonic time, endpoint)."""
     engine = RecordingEngine(app).start()
     try:
-        whens, dues = instants_in_one_slot((1.5, 4.0, 7.5))
-        for when in whens:
-            engine.wake_at(ENDPOINT, when)
-        wait_until(lambda: engine.woken, timeout=5, message="the timer never fired")
+        for endpoint_id, when in timers:
+            engine.wake_at(endpoint_id, when)
+        wait_until(lambda: sum(len(ids) for _, ids in engine.woken) >= expected, timeout=5,
+                   message="a timer never fired")
     finally:
         engine.stop()
-    fired_at, endpoint_ids = engine.woken[0]
-    assert endpoint_ids == [ENDPOINT]
+    return [(at, endpoint_id) for at, ids in engine.woken for endpoint_id in ids]
+
+
+def test_timers_merged_in_one_slot_fire_once_every_one_is_due(app):
+    whens, dues = instants_in_one_slot((1.5, 4.0, 7.5))
+    [(fired_at, endpoint_id), *_] = wake_ups(app, [(ENDPOINT, when) for when in whens], expected=1)
+    assert endpoint_id == ENDPOINT
     assert fired_at >= max(dues), f"woken {1000 * (max(dues) - fired_at):.1f} ms before the last was due"
     assert fired_at - max(dues) < 0.5
 
 
 def test_timers_of_different_endpoints_or_slots_each_fire_when_due(app):
-    engine = RecordingEngine(app).start()
-    try:
-        whens, dues = instants_in_one_slot((2.0, 30.0, 60.0))
-        for when in whens:
-            engine.wake_at(ENDPOINT, when)
-        engine.wake_at(ENDPOINT + 1, whens[0])
-        wait_until(lambda: sum(len(ids) for _, ids in engine.woken) >= 4, timeout=5, message="timers missing")
-    finally:
-        engine.stop()
-    woken = [(at, endpoint_id) for at, ids in engine.woken for endpoint_id in ids]
+    whens, dues = instants_in_one_slot((2.0, 30.0, 60.0))
+    woken = wake_ups(app, [(ENDPOINT, when) for when in whens] + [(ENDPOINT + 1, whens[0])], expected=4)
     for due in dues:
         assert any(endpoint_id == ENDPOINT and due <= at < due + 0.5 for at, endpoint_id in woken), woken
     assert any(endpoint_id == ENDPOINT + 1 and dues[0] <= at for at, endpoint_id in woken), woken
