@@ -121,21 +121,28 @@ def shared_app(base_env):
     see ``app``."""
     from webapp import create_app
 
+    from webapp.web.auth import limiter
+
     app = create_app({"TESTING": True})
-    return app, copy.deepcopy(dict(app.config)), set(app.extensions)
+    # Flask-Limiter keeps its settings and storage on the one Limiter object, not on the app: a test
+    # that builds an app of its own (rate limit off, say) would change them for this app too.
+    return app, copy.deepcopy(dict(app.config)), set(app.extensions), dict(vars(limiter))
 
 
 @pytest.fixture
 def app(shared_app, redis_server):
-    """The app with its configuration as built, no connection made lazily by an earlier test (Redis,
-    the secret box), empty tables and an empty Redis."""
+    """The app with its configuration and rate limiter as built, no connection made lazily by an
+    earlier test (Redis, the secret box), empty tables and an empty Redis."""
     from webapp.extensions import db
+    from webapp.web.auth import limiter
 
-    app, config, extensions = shared_app
+    app, config, extensions, limiter_state = shared_app
     app.config.clear()
     app.config.update(copy.deepcopy(config))
     for name in set(app.extensions) - extensions:
         del app.extensions[name]
+    vars(limiter).clear()
+    vars(limiter).update(limiter_state)
     with app.app_context():
         for table in TABLES:
             db.session.execute(text(f"DELETE FROM {table}"))
