@@ -65,6 +65,7 @@ from .stack import (
 SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", "batch_on_slow", "rq", "celery",
              "latency", "isolation", "fanout", "retry_gap", "memory", "dashboard")
 WORKER_COUNTS = (1, 2)
+BAD_DAYS = ("isolation", "fanout", "retry_gap")
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
 
@@ -100,15 +101,17 @@ class Plan:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
 
         ``--quick`` keeps under two minutes by running only what the closing lines
-        need: 2 workers on the first database, and on the others the product on the
-        fast receiver (the two sides of ``ratio_pg_vs_sqlite``).
+        need: on the first database 2 workers (1 for the bad days' scenarios, as
+        ``make run`` starts it), on the others the product on the fast receiver (the
+        two sides of ``ratio_pg_vs_sqlite``).
         """
         if not self.wants(scenario):
             return ()
-        if self.quick:
-            first = database == self.databases[0]
-            return (2,) if first or scenario in ("batch_on_fast", "batch_off_fast") else ()
-        return WORKER_COUNTS
+        if not self.quick:
+            return WORKER_COUNTS
+        if database != self.databases[0]:
+            return (2,) if scenario in ("batch_on_fast", "batch_off_fast") else ()
+        return (1,) if scenario in BAD_DAYS else (2,)
 
     def on_first_database_when_quick(self, scenario: str, database: DatabaseKind) -> bool:
         """Scenarios without worker counts (emit rates, dashboard): ``--quick`` runs them once."""
@@ -240,7 +243,7 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
     db, fast_url = database.label, fast.url
     if plan.on_first_database_when_quick("emit", database):
         report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count), plan.runs("emit"))
-    if plan.on_first_database_when_quick("emit_http", database):  # --quick's 2,000 would be four requests
+    if plan.on_first_database_when_quick("emit_http", database):
         report.run(f"emit_http_batch_{db}", lambda: emit_batches.http_batch_rate(
             database, fast_url, 5_000 if plan.quick else 20_000), plan.runs("emit_http"))
     product_runs = (
@@ -279,8 +282,7 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow,
 def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:
     """Isolation with 1 worker (and 2 in the full run), fan-out and retry timing with 1."""
     db = database.label
-    for workers in (1,) if plan.quick and plan.worker_counts("isolation", database) else \
-            plan.worker_counts("isolation", database):
+    for workers in plan.worker_counts("isolation", database):
         name = f"isolation_healthy_p95_s_w{workers}_{db}"
         report.run(name, lambda: bad_days.isolation(database, fast_url, workers=workers, name=name,
                                                     seconds=plan.latency_seconds), plan.runs("isolation"))

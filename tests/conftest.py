@@ -120,7 +120,6 @@ def shared_app(base_env):
     Jinja every template), which over the suite is most of a minute. Each test gets it back as new:
     see ``app``."""
     from webapp import create_app
-
     from webapp.web.auth import limiter
 
     app = create_app({"TESTING": True})
@@ -130,20 +129,13 @@ def shared_app(base_env):
 
 
 @pytest.fixture
-def app(shared_app, redis_server, request):
+def app(shared_app, redis_server):
     """The app with its configuration and rate limiter as built, no connection made lazily by an
     earlier test (Redis, the secret box), empty tables and an empty Redis."""
     from webapp.extensions import db
     from webapp.web.auth import limiter
 
     app, config, extensions, limiter_state = shared_app
-    if SLOW_FIXTURES & set(request.fixturenames):
-        # Tests with worker processes (out of the quick loop) keep an app of their own, as before the
-        # shared one: in the PostgreSQL run, four of them failed after other tests with it (not yet
-        # explained; each passes alone).
-        from webapp import create_app
-
-        app = create_app({"TESTING": True})
     app.config.clear()
     app.config.update(copy.deepcopy(config))
     for name in set(app.extensions) - extensions:

@@ -71,6 +71,17 @@ def test_one_message_per_endpoint_that_selected_the_action(app):
     assert stored.data == {"total": 10}
 
 
+def test_an_events_messages_come_in_the_order_of_their_endpoints(app):
+    first, second, third = (make_endpoint(f"http://127.0.0.1:9/{n}", actions=["*"]) for n in range(3))
+    first.name = "renamed"  # on PostgreSQL the updated row moves to the end of the table
+    db.session.commit()
+
+    event = emit("checkout", "cust-1", {"total": 10})
+
+    assert [m.endpoint_id for m in event.messages] == [first.id, second.id, third.id]
+    assert [m.id for m in event.messages] == sorted(m.id for m in event.messages)
+
+
 def test_emit_many_is_all_or_nothing(app):
     make_endpoint("http://127.0.0.1:9/a")
     with pytest.raises(InvalidInput) as caught:

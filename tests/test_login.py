@@ -11,7 +11,6 @@ from werkzeug.security import check_password_hash
 
 from tests.support.factories import make_endpoint
 from tests.support.web import PASSWORD, FreshContextClient, Operator, csrf_token, login
-from webapp import create_app
 from webapp.config import load_config
 from webapp.domain.tokens import create_token
 from webapp.domain.users import remove as remove_operator
@@ -236,9 +235,8 @@ def test_rate_limit_storage_is_redis_when_configured_else_memory(monkeypatch, tm
 
 def test_passwords_are_hashed_with_werkzeugs_full_scrypt_cost_unless_configured(app, monkeypatch, tmp_path):
     monkeypatch.delenv("WEBHOOKS_PASSWORD_HASH", raising=False)
-    full_cost = create_app({"TESTING": True})
-    with full_cost.app_context():
-        stored = hash_password("a long password")
+    app.config["WEBHOOKS_PASSWORD_HASH"] = load_config(tmp_path)["WEBHOOKS_PASSWORD_HASH"]
+    stored = hash_password("a long password")
     assert stored.startswith("scrypt:32768:8:1$"), stored.split("$")[0]
     assert check_password_hash(stored, "a long password")
     monkeypatch.setenv("WEBHOOKS_PASSWORD_HASH", "pbkdf2:sha256:600000")

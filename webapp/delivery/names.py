@@ -2,11 +2,13 @@
 
 ``getaddrinfo`` cannot be interrupted, so a lookup runs on its own daemon
 thread and is waited for no longer than the attempt's time left: a slow
-resolver makes a timeout attempt, never a stuck worker. Daemon, by hand:
-a ThreadPoolExecutor's threads are joined when the process exits, so one
-stuck lookup would hold a stopping worker for as long as the resolver hangs. By default the operating
-system resolves (hosts file, then its DNS servers); ``WEBHOOKS_DNS_SERVERS``
-sends the questions to the servers it names instead (dnspython).
+resolver makes a timeout attempt, never a stuck worker. Daemon threads by
+hand: a ThreadPoolExecutor's threads are joined when the process exits, so
+one stuck lookup would hold a stopping worker as long as the resolver hangs.
+
+By default the operating system resolves (hosts file, then its DNS servers);
+``WEBHOOKS_DNS_SERVERS`` sends the questions to the servers it names instead
+(dnspython).
 """
 from __future__ import annotations
 
