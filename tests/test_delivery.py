@@ -163,7 +163,7 @@ def test_queue_batches_on_uses_parallel_threads_over_keep_alive_connections(app,
         receiver.wait_for(32, timeout=30)
         for event in events:
             final(event.messages[0].id)
-        assert receiver.max_in_flight > 1, "requests were sent in parallel"
+        assert receiver.max_in_flight > 2, "requests were sent in parallel, beyond the lone lane's second"
         assert receiver.max_in_flight <= 8
         assert receiver.accept_count <= 8, "connections were reused (keep-alive), not one per message"
 

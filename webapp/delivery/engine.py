@@ -137,6 +137,15 @@ class Engine:
         for _ in range(added):
             self.pool.submit(Lane(self, run).work)
 
+    def retire_lane(self, run: EndpointState, keep: int) -> bool:
+        """A lane of a busy endpoint stops while more than ``keep`` run; True if it may."""
+        with self.lock:
+            if run.lanes <= keep:
+                return False
+            run.lanes -= 1
+            self._active_lanes -= 1
+            return True
+
     def _add_lane(self, run: EndpointState) -> None:
         run.lanes += 1
         self._active_lanes += 1
@@ -152,6 +161,7 @@ class Engine:
             self._active_lanes -= 1
             if run.lanes == 0:
                 run.idle_since = time.monotonic()
+                run.others_asked = False
             self._idle.notify_all()
             return True
 
