@@ -66,6 +66,7 @@ SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", 
              "latency", "isolation", "fanout", "retry_gap", "memory", "dashboard")
 WORKER_COUNTS = (1, 2)
 BAD_DAYS = ("isolation", "fanout", "retry_gap")
+TAKING_TURNS = ("ceiling", "batch_on_fast", "batch_off_fast")
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
 
@@ -90,12 +91,12 @@ class Plan:
         return not self.only or scenario in self.only
 
     def runs(self, scenario: str) -> int:
-        """Runs per figure (the median is printed). The ceiling, and the product
-        on the fast receiver it takes turns with (the two sides of
-        ``ratio_vs_ceiling``), are cheap and swing most on a busy shared 2-core
-        machine: 3 runs each (one in ``--quick``); everything else ``--repeat``
-        times (default 1)."""
-        return max(self.repeat, 1 if self.quick else 3) if scenario == "ceiling" else self.repeat
+        """Runs per figure (the median is printed). The ceilings, and the product
+        on the fast receiver on each database, taking turns (the sides of
+        ``ratio_vs_ceiling`` and ``ratio_pg_vs_sqlite``), are cheap and swing most
+        on a busy shared 2-core machine: 3 runs each (2 in ``--quick``);
+        everything else ``--repeat`` times (default 1)."""
+        return max(self.repeat, 2 if self.quick else 3) if scenario in TAKING_TURNS else self.repeat
 
     def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
@@ -234,34 +235,42 @@ def ceiling_scenario(plan: Plan, fast_url: str, workers: int, client: str = "req
                                                      client=client)
 
 
-def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow, *, with_ceiling: bool) -> None:
-    """Every scenario that needs a database, on one kind of database.
+def run_fast_receiver(report: Report, plan: Plan, fast_url: str, *, with_ceiling: bool) -> None:
+    """The product on the fast receiver, queue batches on and off, on every database, taking turns
+    per worker count: the sides of ``ratio_pg_vs_sqlite`` next to each other in time. ``with_ceiling``:
+    the ceilings (requests and urllib3, same worker count) take turns with the queue batches on runs,
+    the other sides of ``ratio_vs_ceiling`` and ``ratio_vs_urllib3_ceiling``."""
+    for scenario, queue_batches in (("batch_on_fast", True), ("batch_off_fast", False)):
+        for workers in WORKER_COUNTS:
+            labelled = [product_scenario(plan, database, scenario, fast_url, workers, queue_batches=queue_batches,
+                                         threads=scenarios.FAST_THREADS)
+                        for database in plan.databases if workers in plan.worker_counts(scenario, database)]
+            if labelled and with_ceiling and scenario == "batch_on_fast":
+                labelled[:0] = [ceiling_scenario(plan, fast_url, workers),
+                                ceiling_scenario(plan, fast_url, workers, "urllib3")]
+            if labelled:
+                report.run_alternating(labelled, plan.runs(scenario))
 
-    ``with_ceiling``: the ceiling runs here, taking turns with the product on
-    the fast receiver (same worker count), the two sides of ``ratio_vs_ceiling``.
-    """
+
+def product_scenario(plan: Plan, database: DatabaseKind, scenario: str, url: str, workers: int, *,
+                     queue_batches: bool, threads: int, answered=None) -> tuple[str, Scenario]:
+    name = f"product_{scenario}_w{workers}_{database.label}"
+    return name, lambda: scenarios.delivery_rate(database, url, name=name, count=plan.count, workers=workers,
+                                                 queue_batches=queue_batches, threads=threads, answered=answered)
+
+
+def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow) -> None:
+    """Every other scenario that needs a database, on one kind of database."""
     db, fast_url = database.label, fast.url
     if plan.on_first_database_when_quick("emit", database):
         report.run(f"emit_{db}", lambda: scenarios.emit_rates(database, fast_url, plan.count), plan.runs("emit"))
     if plan.on_first_database_when_quick("emit_http", database):
         report.run(f"emit_http_batch_{db}", lambda: emit_batches.http_batch_rate(
             database, fast_url, 5_000 if plan.quick else 20_000), plan.runs("emit_http"))
-    product_runs = (
-        ("batch_on_fast", True, fast.url, scenarios.FAST_THREADS, None),
-        ("batch_off_fast", False, fast.url, scenarios.FAST_THREADS, None),
-        ("batch_on_slow", True, slow.url, scenarios.SLOW_THREADS, slow.answered),
-    )
-    for scenario, queue_batches, url, threads, answered in product_runs:
-        for workers in plan.worker_counts(scenario, database):
-            name = f"product_{scenario}_w{workers}_{db}"
-            product = (name, lambda: scenarios.delivery_rate(
-                database, url, name=name, count=plan.count, workers=workers,
-                queue_batches=queue_batches, threads=threads, answered=answered))
-            if with_ceiling and scenario == "batch_on_fast":
-                report.run_alternating([ceiling_scenario(plan, fast_url, workers), product], plan.runs("ceiling"))
-                report.run(*ceiling_scenario(plan, fast_url, workers, "urllib3"), plan.repeat)
-            else:
-                report.run(*product, plan.runs(scenario))
+    for workers in plan.worker_counts("batch_on_slow", database):
+        report.run(*product_scenario(plan, database, "batch_on_slow", slow.url, workers, queue_batches=True,
+                                     threads=scenarios.SLOW_THREADS, answered=slow.answered),
+                   plan.runs("batch_on_slow"))
     for workers in plan.worker_counts("rq", database):
         name = f"baseline_rq_w{workers}_{db}"
         report.run(name, lambda: baseline_rq.delivery_rate(
@@ -350,8 +359,8 @@ def save_results(report: Report, plan: Plan, receivers: str) -> None:
         *[f"- {line}" for line in machine_description(report.started_at)],
         f"- software: {software_versions(plan.databases)}",
         f"- N = {plan.count:,} events per scenario (baseline A: {plan.baseline_rq_count:,}), "
-        f"runs per figure (median): {plan.runs('ceiling')} for the ceiling and the product on the fast "
-        f"receiver on {plan.databases[0].label} (taking turns), {plan.repeat} for the others",
+        f"runs per figure (median): {plan.runs('ceiling')} for the ceilings and the product on the fast "
+        f"receiver on each database (taking turns), {plan.repeat} for the others",
         f"- receivers: {receivers}",
         f"- databases: {', '.join(d.label for d in plan.databases)}",
         f"- whole run: {time.monotonic() - report.started:.0f} s",
@@ -379,8 +388,9 @@ def main(argv=None) -> int:
             for workers in WORKER_COUNTS:
                 report.run(*ceiling_scenario(plan, fast.url, workers), plan.runs("ceiling"))
                 report.run(*ceiling_scenario(plan, fast.url, workers, "urllib3"), plan.repeat)
-        for index, database in enumerate(plan.databases):
-            run_database(report, plan, database, fast, slow, with_ceiling=ceiling_with_product and index == 0)
+        run_fast_receiver(report, plan, fast.url, with_ceiling=ceiling_with_product)
+        for database in plan.databases:
+            run_database(report, plan, database, fast, slow)
     print_ratios(report, plan.databases[0])
     note(f"{report.elapsed()} done")
     if not args.quick and not plan.only:
