@@ -68,8 +68,10 @@ def test_a_status_line_and_headers_trickled_byte_by_byte_is_never_done():
         assert_timed_out(*timed_attempt(server.url, TIMEOUT))
 
 
-def test_a_body_trickled_byte_by_byte():
-    with RawServer(trickle_body(interval=0.1)) as server:
+@pytest.mark.parametrize("ends_with_connection", [False, True])
+def test_a_body_trickled_byte_by_byte(ends_with_connection):
+    """Also a body without a length, whose end is the connection's: the deadline's shutdown is no end."""
+    with RawServer(trickle_body(interval=0.1, ends_with_connection=ends_with_connection)) as server:
         outcome, seconds = timed_attempt(server.url, TIMEOUT)
     assert_timed_out(outcome, seconds)
     assert outcome.response_code == 200 and outcome.response_truncated

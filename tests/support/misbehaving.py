@@ -62,11 +62,13 @@ def trickle_head(interval: float) -> Serve:
     return serve
 
 
-def trickle_body(interval: float, length: int = 1000) -> Serve:
-    """A 200 head at once, then the body one byte per ``interval``."""
+def trickle_body(interval: float, length: int = 1000, ends_with_connection: bool = False) -> Serve:
+    """A 200 head at once, then the body one byte per ``interval``; its Content-Length given, or
+    ``ends_with_connection`` (no length: the body is what comes until the connection closes)."""
     def serve(conn: socket.socket, stop: threading.Event) -> None:
         read_request(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length)
+        framing = b"Connection: close" if ends_with_connection else b"Content-Length: %d" % length
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n\r\n")
         dribble(conn, b"x" * length, interval, stop)
     return serve
 

@@ -22,12 +22,12 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.util import Timeout
 
 from ..signing.request import OutgoingRequest, wire_url
 from ..storage.models import utcnow
 from . import deadline
 from .deadline import DeadlineExceeded
+from .exchange import ExchangeError
 from .outcome import Outcome
 from .transport import Transport
 from .urlguard import ForbiddenTarget
@@ -82,11 +82,13 @@ def send(transport: Transport, request: OutgoingRequest, *, timeout: float, prox
         try:
             left = attempt.remaining()
             response = transport.urlopen(request.method, wire_url(request.url), body=request.body,
-                                         headers=dict(request.headers), timeout=Timeout(connect=left, read=left),
-                                         proxy_url=proxy_url)
+                                         headers=dict(request.headers), timeout=left, proxy_url=proxy_url)
             outcome.response_code = response.status
             outcome.response_headers = list(response.headers.items())
             complete = read_body(response, outcome, body_limit)
+            if attempt.expired:  # the deadline's shutdown looked like the end of a body without a length
+                outcome.response_truncated = True
+                raise DeadlineExceeded()
             if outcome.error is None and not outcome.succeeded:
                 outcome.error = describe_status(response.status, response.reason, response.headers)
         except Exception as exc:  # noqa: BLE001 - every failure is an outcome, never a crash
@@ -185,6 +187,10 @@ def describe_error(exc: BaseException, request: OutgoingRequest) -> str:
             return f"TLS error: {cause.reason or cause}"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(cause, ExchangeError):
+            return f"connection error: {cause}"
+        if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return f"connection error: {(cause.strerror or type(cause).__name__).lower()}"
         if isinstance(cause, ValueError) and HEADER_ERROR.search(str(cause)):
             return ("invalid request header: a header name or value holds a line break or another character "
                     "HTTP does not allow (the header is not shown: it may carry a signature or a secret)")

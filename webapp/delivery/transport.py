@@ -4,6 +4,8 @@ Deliveries go through requests' own transport layer, urllib3, directly:
 requests' per-request machinery (Session, adapter, hooks, cookie jar, header
 merging) cost more than the socket work itself. requests still prepares the
 URL (see ``send.wire_url``), so what is signed is exactly what is sent.
+Direct sends use urllib3's connections, kept alive here, with the leaner
+exchange of ``exchange``; sends through a proxy use urllib3's ProxyManager.
 
 Every new connection resolves the host within the attempt's time left, checks
 every address it resolved against the SSRF guard *before* connecting (nothing
@@ -16,8 +18,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from collections import OrderedDict
+from typing import NamedTuple
 
-from urllib3 import BaseHTTPResponse, PoolManager, ProxyManager
+from urllib3 import BaseHTTPResponse, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -28,6 +32,7 @@ from urllib3.exceptions import (
 from urllib3.util import Timeout, parse_url
 
 from . import deadline, names
+from .exchange import Response, exchange, request_head
 from .names import Resolver, dns_servers_resolver, system_resolver
 from .urlguard import ForbiddenTarget, forbidden_reason
 
@@ -99,15 +104,84 @@ class _WatchedConnection:
         return super().request(*args, **kwargs)
 
 
+def _connection_classes(guard: bool, resolver: Resolver) -> dict:
+    """urllib3's connection classes, by scheme, carrying ``guard`` and ``resolver``."""
+    settings = {"guard": guard, "resolver": staticmethod(resolver)}
+    return {"http": type("WatchedHTTPConnection", (_WatchedConnection, HTTPConnection), settings),
+            "https": type("WatchedHTTPSConnection", (_WatchedConnection, HTTPSConnection), settings)}
+
+
 def _pools(guard: bool, resolver: Resolver) -> dict:
     """Pool classes whose connections carry ``guard`` and ``resolver``."""
-    settings = {"guard": guard, "resolver": staticmethod(resolver)}
-    http = type("WatchedHTTPConnection", (_WatchedConnection, HTTPConnection), settings)
-    https = type("WatchedHTTPSConnection", (_WatchedConnection, HTTPSConnection), settings)
+    connections = _connection_classes(guard, resolver)
     return {
-        "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
-        "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": connections["http"]}),
+        "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": connections["https"]}),
     }
+
+
+class Route(NamedTuple):
+    """Where a URL's requests go."""
+
+    origin: tuple[str, str, int]  # scheme, host (no IPv6 brackets), port: the keep-alive pool's key
+    target: str
+    host_header: str
+
+
+def route_of(url: str) -> Route:
+    parts = parse_url(url)
+    scheme, host = parts.scheme or "http", (parts.host or "").rstrip(".")
+    default_port = 443 if scheme == "https" else 80
+    port = parts.port or default_port
+    return Route((scheme, host.strip("[]").lower(), port), parts.request_uri,
+                 host if port == default_port else f"{host}:{port}")
+
+
+class KeptAlive:
+    """Idle connections per origin, the most recently used first; beyond ``origins`` origins the
+    least recently used ones are closed, beyond ``per_origin`` idle connections a returning one is."""
+
+    def __init__(self, per_origin: int, origins: int = HOSTS):
+        self.per_origin = per_origin
+        self.origins = origins
+        self._idle: OrderedDict[tuple, list] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, origin: tuple):
+        """An idle connection to ``origin`` that the receiver has not closed meanwhile, or None."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(origin)
+                if not idle:
+                    return None
+                connection = idle.pop()
+            if connection.is_connected:
+                return connection
+            connection.close()
+
+    def give_back(self, origin: tuple, connection) -> None:
+        closing = []
+        with self._lock:
+            idle = self._idle.get(origin)
+            if idle is None:
+                idle = self._idle[origin] = []
+                while len(self._idle) > self.origins:
+                    closing += self._idle.popitem(last=False)[1]
+            else:
+                self._idle.move_to_end(origin)
+            if len(idle) < self.per_origin:
+                idle.append(connection)
+            else:
+                closing.append(connection)
+        for extra in closing:
+            extra.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, OrderedDict()
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
 
 
 class Transport:
@@ -123,11 +197,11 @@ class Transport:
         self.guard = guard
         self.resolver = resolver
         self.pool_size = pool_size
-        self.direct = PoolManager(num_pools=HOSTS, maxsize=pool_size, retries=False)
-        self.direct.pool_classes_by_scheme = _pools(guard, resolver)
+        self._connections = _connection_classes(guard, resolver)
+        self._kept_alive = KeptAlive(per_origin=pool_size)
         self._proxies: dict[str, ProxyManager] = {}
         self._lock = threading.Lock()
-        self._by_url: dict[str, tuple[HTTPConnectionPool, str]] = {}
+        self._routes: dict[str, Route] = {}
 
     @classmethod
     def from_config(cls, config, pool_size: int = POOL_SIZE) -> Transport:
@@ -135,29 +209,52 @@ class Transport:
         return cls(guard=not config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"],
                    resolver=dns_servers_resolver(servers) if servers else system_resolver, pool_size=pool_size)
 
-    def urlopen(self, method: str, url: str, *, body: bytes, headers: dict, timeout: Timeout,
-                proxy_url: str | None) -> BaseHTTPResponse:
-        """One exchange: no retries, no redirects, the body left to be read."""
-        options = {"body": body, "headers": headers, "redirect": False, "retries": False,
-                   "preload_content": False, "assert_same_host": False, "timeout": timeout}
+    def urlopen(self, method: str, url: str, *, body: bytes, headers: dict, timeout: float,
+                proxy_url: str | None) -> Response | BaseHTTPResponse:
+        """One exchange within ``timeout`` seconds: no retries, no redirects, the body left to be read."""
         if proxy_url:
             parts = parse_url(url)
             self.check_target(parts.host or "", parts.port or (443 if parts.scheme == "https" else 80))
-            return self._proxy(proxy_url).urlopen(method, url, **options)
-        pool, target = self._direct_pool(url)
-        return pool.urlopen(method, target, **options)
+            return self._proxy(proxy_url).urlopen(
+                method, url, body=body, headers=headers, redirect=False, retries=False, preload_content=False,
+                assert_same_host=False, timeout=Timeout(connect=timeout, read=timeout))
+        route = self._route(url)
+        head = request_head(method, route.target, route.host_header, headers, len(body))
+        connection = self._kept_alive.take(route.origin)
+        try:
+            if connection is None:
+                connection = self._connect(route.origin, timeout)
+            else:
+                attempt = deadline.current()
+                if attempt is not None:
+                    attempt.watch(connection.sock)  # a kept-alive connection joins this attempt
+                connection.sock.settimeout(timeout)
+            return exchange(connection, head, body, lambda done: self._kept_alive.give_back(route.origin, done))
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
 
-    def _direct_pool(self, url: str) -> tuple[HTTPConnectionPool, str]:
-        """The pool of the URL's origin and the request target, looked up once per URL: the
-        PoolManager's own lookup (URL parsing, pool key) costs as much as writing the request."""
-        found = self._by_url.get(url)
-        if found is None or found[0].pool is None:  # new, or closed by the manager as least used
-            parts = parse_url(url)
-            found = (self.direct.connection_from_host(parts.host, parts.port, parts.scheme), parts.request_uri)
-            if len(self._by_url) >= URL_CACHE:
-                self._by_url.clear()
-            self._by_url[url] = found
-        return found
+    def _route(self, url: str) -> Route:
+        """Looked up once per URL: parsing it costs as much as writing the request."""
+        route = self._routes.get(url)
+        if route is None:
+            route = route_of(url)
+            if len(self._routes) >= URL_CACHE:
+                self._routes.clear()
+            self._routes[url] = route
+        return route
+
+    def _connect(self, origin: tuple, timeout: float):
+        scheme, host, port = origin
+        connection = self._connections[scheme](host=host, port=port, timeout=timeout)
+        try:
+            connection.connect()
+            connection.sock.settimeout(timeout)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def _proxy(self, proxy_url: str) -> ProxyManager:
         with self._lock:
@@ -174,8 +271,8 @@ class Transport:
             refuse_forbidden(host, addresses_of(host, port, self.resolver))
 
     def close(self) -> None:
-        self._by_url.clear()
-        self.direct.clear()
+        self._routes.clear()
+        self._kept_alive.close()
         with self._lock:
             for proxy in self._proxies.values():
                 proxy.clear()
