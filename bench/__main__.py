@@ -22,7 +22,7 @@ from bench/dashboard.py: 10 million messages (50,000 with --quick).
 The first four use 2 worker processes and the first database of the run
 (SQLite unless ``--database`` says otherwise); the first three use the fast
 receiver. The next three are the bad days' scenarios (bench/bad_days.py) on
-the default set-up of ``make run``: one worker process. The last is
+the default set-up of ``make run``: a worker process per core, at most 4. The last is
 bench/emit_batches.py on the first database (gunicorn as ``make run`` starts it).
 Progress and failures go to stderr as ``#`` lines; stdout holds figures only.
 """
@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
+
+from webapp.config import default_workers
 
 from . import (
     bad_days,
@@ -66,6 +68,7 @@ SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", 
              "latency", "isolation", "fanout", "retry_gap", "memory", "dashboard")
 WORKER_COUNTS = (1, 2)
 BAD_DAYS = ("isolation", "fanout", "retry_gap")
+MAKE_RUN_WORKERS = default_workers()  # the worker processes of the default set-up (`make run`)
 TAKING_TURNS = ("ceiling", "batch_on_fast", "batch_off_fast")
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
@@ -102,17 +105,17 @@ class Plan:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
 
         ``--quick`` keeps under two minutes by running only what the closing lines
-        need: on the first database 2 workers (1 for the bad days' scenarios, as
-        ``make run`` starts it), on the others the product on the fast receiver (the
+        need: on the first database 2 workers (the bad days' scenarios as many as
+        ``make run`` starts), on the others the product on the fast receiver (the
         two sides of ``ratio_pg_vs_sqlite``).
         """
         if not self.wants(scenario):
             return ()
         if not self.quick:
-            return WORKER_COUNTS
+            return tuple(sorted({*WORKER_COUNTS, MAKE_RUN_WORKERS})) if scenario in BAD_DAYS else WORKER_COUNTS
         if database != self.databases[0]:
             return (2,) if scenario in ("batch_on_fast", "batch_off_fast") else ()
-        return (1,) if scenario in BAD_DAYS else (2,)
+        return (MAKE_RUN_WORKERS,) if scenario in BAD_DAYS else (2,)
 
     def on_first_database_when_quick(self, scenario: str, database: DatabaseKind) -> bool:
         """Scenarios without worker counts (emit rates, dashboard): ``--quick`` runs them once."""
@@ -289,20 +292,20 @@ def run_database(report: Report, plan: Plan, database: DatabaseKind, fast, slow)
 
 
 def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: str) -> None:
-    """Isolation with 1 worker (and 2 in the full run), fan-out and retry timing with 1."""
+    """Isolation, fan-out and retry timing with the workers of ``make run`` (and 1 and 2 in the full run)."""
     db = database.label
     for workers in plan.worker_counts("isolation", database):
         name = f"isolation_healthy_p95_s_w{workers}_{db}"
         report.run(name, lambda: bad_days.isolation(database, fast_url, workers=workers, name=name,
                                                     seconds=plan.latency_seconds), plan.runs("isolation"))
-    if plan.worker_counts("fanout", database):
-        name = f"fanout_1000_endpoints_w1_{db}"
-        report.run(name, lambda: bad_days.fanout(database, fast_url, name=name), plan.runs("fanout"))
-    if plan.worker_counts("retry_gap", database):
-        name = f"retry_gap_max_error_s_w1_{db}"
+    for workers in plan.worker_counts("fanout", database):
+        name = f"fanout_1000_endpoints_w{workers}_{db}"
+        report.run(name, lambda: bad_days.fanout(database, fast_url, name=name, workers=workers), plan.runs("fanout"))
+    for workers in plan.worker_counts("retry_gap", database):
+        name = f"retry_gap_max_error_s_w{workers}_{db}"
         interval = 2.0 if plan.quick else 10.0
-        report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name),
-                   plan.runs("retry_gap"))
+        report.run(name, lambda: bad_days.retry_gaps(database, fast_url, interval=interval, name=name,
+                                                     workers=workers), plan.runs("retry_gap"))
     if plan.worker_counts("memory", database) and database == plan.databases[0]:
         first, total = (1_000, 5_000) if plan.quick else (10_000, 100_000)
         report.run(f"memory_{db}", lambda: memory.rss_growth(database, fast_url, first=first, total=total), 1)
@@ -316,10 +319,11 @@ def print_ratios(report: Report, database: DatabaseKind) -> None:
     report.emit(f"ratio_vs_rq_per_message {format_ratio(product / report.value(f'baseline_rq_w2_{db}'))}")
     report.emit(f"ratio_vs_celery {format_ratio(product / report.value(f'baseline_celery_w2_{db}'))}")
     report.emit(f"slow_receiver_deliveries_per_s {format_value(report.value(f'product_batch_on_slow_w2_{db}'))}")
-    report.emit(f"isolation_healthy_p95_s {format_value(report.value(f'isolation_healthy_p95_s_w1_{db}'))}")
+    default = f"w{MAKE_RUN_WORKERS}_{db}"
+    report.emit(f"isolation_healthy_p95_s {format_value(report.value(f'isolation_healthy_p95_s_{default}'))}")
     report.emit("fanout_1000_endpoints_deliveries_per_s "
-                f"{format_value(report.value(f'fanout_1000_endpoints_w1_{db}'))}")
-    report.emit(f"retry_gap_max_error_s {format_value(report.value(f'retry_gap_max_error_s_w1_{db}'))}")
+                f"{format_value(report.value(f'fanout_1000_endpoints_{default}'))}")
+    report.emit(f"retry_gap_max_error_s {format_value(report.value(f'retry_gap_max_error_s_{default}'))}")
     report.emit(f"ratio_vs_urllib3_ceiling {format_ratio(product / report.value('ceiling_urllib3_w2'))}")
     for scenario, suffix in (("batch_on_fast", ""), ("batch_off_fast", "_batch_off")):
         ratio = report.value(f"product_{scenario}_w2_pg") / report.value(f"product_{scenario}_w2_sqlite")

@@ -124,7 +124,7 @@ def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1
     return [Figure(name, FANOUT_ENDPOINTS / (finished - started), "deliveries/s")]
 
 
-def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: str) -> list[Figure]:
+def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: str, workers: int = 1) -> list[Figure]:
     """The largest distance of a retry from its schedule, seconds."""
     from webapp.domain.events import emit_many
 
@@ -136,8 +136,8 @@ def retry_gaps(database: DatabaseKind, fast_url: str, *, interval: float, name: 
         add_endpoint(hanging.url, actions=["checkout"], timeout=5)
         add_endpoint(fast_url, actions=["points_added"], queue_batches=True)
         bench_stack.env.update(WEBHOOKS_RETRY_INTERVAL=str(interval), WEBHOOKS_MAX_ATTEMPTS=str(attempts))
-        # Stopping, the worker would let the hanging endpoint's attempt run out its 5 s: 2 s, then killed.
-        with children(start_product_workers(bench_stack, 1), stop_timeout=2.0) as processes:
+        # Stopping, a worker would let the hanging endpoint's attempt run out its 5 s: 2 s, then killed.
+        with children(start_product_workers(bench_stack, workers), stop_timeout=2.0) as processes:
             emit_many([("checkout", f"r{i}", {"i": i}) for i in range(retried)])
             for first in range(0, 5_000, 1_000):  # a busy endpoint beside them
                 emit_many([("points_added", f"p{first + i}", {"i": i}) for i in range(1_000)])

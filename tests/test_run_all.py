@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -61,7 +62,7 @@ class OutputReader(threading.Thread):
 
 def test_run_all_serves_ui_and_api_delivers_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
-    env = clean_env(tmp_path / "instance", PORT=str(port))
+    env = clean_env(tmp_path / "instance", PORT=str(port), WEBHOOKS_WORKERS="2")
     process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "webapp", "run-all"], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -72,6 +73,7 @@ def test_run_all_serves_ui_and_api_delivers_and_stops_on_ctrl_c(tmp_path):
         credentials = output.wait_for("First operator created", timeout=60)
         assert "admin@example.com / " in credentials
         redis_line = output.wait_for("Embedded Redis on", timeout=30)
+        output.wait_for("2 delivery worker(s) (WEBHOOKS_WORKERS)", timeout=30)
         output.wait_for(f"running at http://127.0.0.1:{port}/", timeout=30)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -98,7 +100,9 @@ def test_run_all_serves_ui_and_api_delivers_and_stops_on_ctrl_c(tmp_path):
             assert request.header("Webhook-Id") == posted.json()["event_id"]
 
         children = descendants(process.pid)
-        assert len(children) >= 3, "redis, worker and web app run as children"
+        assert len(children) >= 4, "redis, the workers and the web app run as children"
+        workers = [pid for pid in children if b"worker.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2, "as many delivery workers as WEBHOOKS_WORKERS says"
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         try:
@@ -126,3 +130,21 @@ def test_create_token_prints_the_token_last_and_create_user_hashes(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", "create-user", "x@example.com",
                               "--password", "short"], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "at least 8 characters" in refused.stderr
+
+
+def test_run_all_starts_a_worker_per_core_at_most_four_unless_told(monkeypatch, tmp_path):
+    from webapp.config import load_config
+
+    monkeypatch.delenv("WEBHOOKS_WORKERS", raising=False)
+    assert load_config(tmp_path)["WEBHOOKS_WORKERS"] == max(1, min(os.cpu_count() or 1, 4))
+    monkeypatch.setenv("WEBHOOKS_WORKERS", "6")
+    assert load_config(tmp_path)["WEBHOOKS_WORKERS"] == 6
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_a_worker_count_that_is_not_a_positive_whole_number_stops_the_start(monkeypatch, tmp_path, value):
+    from webapp.config import load_config
+
+    monkeypatch.setenv("WEBHOOKS_WORKERS", value)
+    with pytest.raises(SystemExit, match="WEBHOOKS_WORKERS"):
+        load_config(tmp_path)

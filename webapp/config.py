@@ -100,6 +100,19 @@ def read_or_create_secret(path: Path, make) -> str:
     return value
 
 
+def default_workers() -> int:
+    """``flask run-all``'s delivery workers: one per core, at most 4 (each is a process with its own
+    threads and ~100 MB; more belong on more machines)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def env_workers() -> int:
+    workers = env_number("WEBHOOKS_WORKERS", default_workers(), int)
+    if workers < 1:
+        raise SystemExit(f"WEBHOOKS_WORKERS must be at least 1, got {workers}")
+    return workers
+
+
 def database_uri(instance_path: Path) -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -132,6 +145,7 @@ def load_config(instance_path: Path) -> dict:
         "WEBHOOKS_LEASE_MARGIN": env_number("WEBHOOKS_LEASE_MARGIN", 30.0),
         # The delivery engine (webapp/delivery/engine.py) and endpoint health (webapp/delivery/health.py).
         "WEBHOOKS_DELIVERY_THREADS": env_number("WEBHOOKS_DELIVERY_THREADS", 256, int),
+        "WEBHOOKS_WORKERS": env_workers(),  # worker processes `flask run-all` starts
         "WEBHOOKS_MAX_RETRY_AFTER": env_duration("WEBHOOKS_MAX_RETRY_AFTER", 300.0),
         "WEBHOOKS_DISABLE_AFTER": env_duration("WEBHOOKS_DISABLE_AFTER", 5 * 86400.0),
         "WEBHOOKS_DNS_SERVERS": os.environ.get("WEBHOOKS_DNS_SERVERS") or None,

@@ -37,7 +37,7 @@ def refusing_bad_input(action, *args):
 @click.command("run-all")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)), show_default="$PORT or 5000")
 def run_all(port: int) -> None:
-    """Migrate, then run Redis (embedded unless REDIS_URL), a worker and the web app."""
+    """Migrate, then run Redis (embedded unless REDIS_URL), the workers and the web app."""
     upgrade(directory=str(PROJECT_ROOT / "migrations"))
     if users.count() == 0:
         password = secrets.token_urlsafe(12)
@@ -45,7 +45,8 @@ def run_all(port: int) -> None:
         click.echo(f"First operator created: admin@example.com / {password}  (shown once; keep it)")
     db.session.remove()
     db.engine.dispose()  # children open their own connections
-    code = Supervisor(PROJECT_ROOT, Path(current_app.instance_path), port).run(click.echo)
+    code = Supervisor(PROJECT_ROOT, Path(current_app.instance_path), port,
+                      workers=current_app.config["WEBHOOKS_WORKERS"]).run(click.echo)
     raise SystemExit(code)
 
 

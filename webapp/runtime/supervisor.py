@@ -1,7 +1,9 @@
 """``flask run-all``: the whole product on one machine, for a newcomer.
 
-Starts an embedded Redis (unless REDIS_URL is set), one worker with the
-scheduler, and the web app under gunicorn; Ctrl-C stops them all.
+Starts an embedded Redis (unless REDIS_URL is set), ``WEBHOOKS_WORKERS``
+delivery workers (one per core by default; each also runs the scheduler, whose
+ticks a Redis lock gives to one), and the web app under gunicorn; Ctrl-C stops
+them all.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ STOP_TIMEOUT = 15.0
 
 
 class Supervisor:
-    def __init__(self, project_root: Path, instance_path: Path, port: int):
+    def __init__(self, project_root: Path, instance_path: Path, port: int, workers: int = 1):
         self.project_root = project_root
+        self.workers = workers
         self.instance_path = instance_path
         self.port = port
         self.redis: EmbeddedRedis | None = None
@@ -34,7 +37,9 @@ class Supervisor:
             echo(f"Embedded Redis on {self.redis.url} (data in {self.redis.data_dir})")
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._spawn("worker", [sys.executable, str(self.project_root / "worker.py")], env)
+            for number in range(1, self.workers + 1):
+                self._spawn(f"worker {number}", [sys.executable, str(self.project_root / "worker.py")], env)
+            echo(f"{self.workers} delivery worker(s) (WEBHOOKS_WORKERS)")
             self._spawn(
                 "web",
                 [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
