@@ -154,6 +154,25 @@ def test_a_connection_reset_by_the_receiver_is_an_exact_error():
     assert not outcome.succeeded and outcome.error == "connection error: connection reset by peer"
 
 
+def endless_head(interim: bool):
+    """Header lines (or interim 100 answers) as fast as the client reads, never a final head."""
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn)
+        conn.sendall(b"" if interim else b"HTTP/1.1 200 OK\r\n")
+        piece = b"HTTP/1.1 100 Continue\r\n\r\n" if interim else b"X-Filler: " + b"f" * 100 + b"\r\n"
+        while not stop.is_set():
+            conn.sendall(piece * 100)
+    return serve
+
+
+@pytest.mark.parametrize("interim", [False, True])
+def test_an_answer_head_without_end_is_refused_past_64_kib_not_kept_in_memory_till_the_timeout(interim):
+    with RawServer(endless_head(interim)) as server:
+        [outcome] = sends(server.url)
+    assert outcome.error == "connection error: the receiver's answer head is larger than 64 KiB"
+    assert outcome.response_code is None
+
+
 def test_what_arrived_of_a_cut_answer_is_kept_and_marked_truncated():
     with Answering(b"HTTP/1.1 500 Oops\r\nContent-Length: 10\r\n\r\nabc", close_after=True) as receiver:
         [outcome] = sends(receiver.url)

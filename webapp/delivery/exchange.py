@@ -20,6 +20,9 @@ from typing import Callable
 import httptools
 
 READ_SIZE = 64 * 1024
+# The most an answer may send before its head is complete (interim answers included): a receiver
+# that streams headers without end cannot fill a worker's memory (http.client stops at 100 lines).
+MAX_HEAD_BYTES = 64 * 1024
 # RFC 9110 field names are tokens; values never hold a line break or NUL (no obsolete line folding).
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
@@ -93,6 +96,7 @@ class Response:
         self._chunks: deque[bytes] = deque()
         self._head_done = self._complete = self._reusable = self._upgraded = False
         self._done_with = False
+        self._head_bytes = 0
         self.status = 0
         self.reason = ""
         self.headers = Headers([])
@@ -101,7 +105,9 @@ class Response:
 
     def read_head(self) -> None:
         while not self._head_done:
-            self._receive()
+            self._head_bytes += self._receive()
+            if not self._head_done and self._head_bytes > MAX_HEAD_BYTES:
+                raise ExchangeError(f"the receiver's answer head is larger than {MAX_HEAD_BYTES // 1024} KiB")
 
     def read1(self, amount: int = READ_SIZE) -> bytes:
         """The next piece of the body (at most one network read's worth); b"" at its end."""
@@ -124,17 +130,19 @@ class Response:
 
     # ------------------------------------------------------------------ reading
 
-    def _receive(self) -> None:
+    def _receive(self) -> int:
+        """Read once from the socket and parse what came; how many bytes came."""
         data = self._sock.recv(READ_SIZE)
         if not data:
             self._at_end_of_stream()
-            return
+            return 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._upgraded = True  # 101 or CONNECT: what follows is not HTTP; the connection is not reused
         except httptools.HttpParserError as exc:
             raise ExchangeError(f"the receiver's answer is not valid HTTP/1.1 ({exc})") from None
+        return len(data)
 
     def _at_end_of_stream(self) -> None:
         if not self._head_done:
