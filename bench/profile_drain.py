@@ -21,8 +21,9 @@ from .stack import database_kind_for, stack
 
 # First match wins.
 LAYERS = (
-    ("HTTP client (urllib3, http.client, email headers, socket)",
-     ("urllib3/", "http/", "email/", "socket.py", "ssl.py", "selectors.py", "urllib/parse")),
+    ("HTTP client (the exchange, transport, urllib3's connections, socket)",
+     ("webapp/delivery/exchange", "webapp/delivery/transport", "webapp/delivery/send", "httptools",
+      "urllib3/", "http/", "email/", "socket.py", "ssl.py", "selectors.py", "urllib/parse")),
     ("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/")),
     ("threads and futures", ("concurrent/futures", "threading.py", "queue.py")),
     ("signing", ("webapp/signing/",)),
