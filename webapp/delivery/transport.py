@@ -212,13 +212,13 @@ class Transport:
     def urlopen(self, method: str, url: str, *, body: bytes, headers: dict, timeout: float,
                 proxy_url: str | None) -> Response | BaseHTTPResponse:
         """One exchange within ``timeout`` seconds: no retries, no redirects, the body left to be read."""
+        route = self._route(url)
         if proxy_url:
-            parts = parse_url(url)
-            self.check_target(parts.host or "", parts.port or (443 if parts.scheme == "https" else 80))
+            _, host, port = route.origin
+            self.check_target(host, port)
             return self._proxy(proxy_url).urlopen(
                 method, url, body=body, headers=headers, redirect=False, retries=False, preload_content=False,
                 assert_same_host=False, timeout=Timeout(connect=timeout, read=timeout))
-        route = self._route(url)
         head = request_head(method, route.target, route.host_header, headers, len(body))
         connection = self._kept_alive.take(route.origin)
         try:
