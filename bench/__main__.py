@@ -69,7 +69,8 @@ SCENARIOS = ("ceiling", "emit", "emit_http", "batch_on_fast", "batch_off_fast", 
 WORKER_COUNTS = (1, 2)
 BAD_DAYS = ("isolation", "fanout", "retry_gap")
 MAKE_RUN_WORKERS = default_workers()  # the worker processes of the default set-up (`make run`)
-TAKING_TURNS = ("ceiling", "batch_on_fast", "batch_off_fast")
+FAST_RECEIVER = {"batch_on_fast": True, "batch_off_fast": False}  # scenario: queue batches
+TAKING_TURNS = ("ceiling", *FAST_RECEIVER)
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
 
@@ -114,7 +115,7 @@ class Plan:
         if not self.quick:
             return tuple(sorted({*WORKER_COUNTS, MAKE_RUN_WORKERS})) if scenario in BAD_DAYS else WORKER_COUNTS
         if database != self.databases[0]:
-            return (2,) if scenario in ("batch_on_fast", "batch_off_fast") else ()
+            return (2,) if scenario in FAST_RECEIVER else ()
         return (MAKE_RUN_WORKERS,) if scenario in BAD_DAYS else (2,)
 
     def on_first_database_when_quick(self, scenario: str, database: DatabaseKind) -> bool:
@@ -243,7 +244,7 @@ def run_fast_receiver(report: Report, plan: Plan, fast_url: str, *, with_ceiling
     per worker count: the sides of ``ratio_pg_vs_sqlite`` next to each other in time. ``with_ceiling``:
     the ceilings (requests and urllib3, same worker count) take turns with the queue batches on runs,
     the other sides of ``ratio_vs_ceiling`` and ``ratio_vs_urllib3_ceiling``."""
-    for scenario, queue_batches in (("batch_on_fast", True), ("batch_off_fast", False)):
+    for scenario, queue_batches in FAST_RECEIVER.items():
         for workers in WORKER_COUNTS:
             labelled = [product_scenario(plan, database, scenario, fast_url, workers, queue_batches=queue_batches,
                                          threads=scenarios.FAST_THREADS)

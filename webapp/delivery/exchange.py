@@ -192,9 +192,7 @@ class Response:
 def exchange(connection, head: bytes, body: bytes, give_back: Callable[[object], None]) -> Response:
     """Send the request on ``connection`` (connected, its socket's timeout set) and read the answer's
     head; the body is left to ``Response.read1``."""
-    connection.sock.sendall(head + body if len(body) < READ_SIZE else head)
-    if len(body) >= READ_SIZE:
-        connection.sock.sendall(body)
+    connection.sock.sendall(head + body)
     response = Response(connection, give_back)
     response.read_head()
     return response

@@ -98,10 +98,16 @@ class _WatchedConnection:
         raise NewConnectionError(self, f"Failed to establish a new connection: {failure}") from failure
 
     def request(self, *args, **kwargs):
-        attempt = deadline.current()
-        if attempt is not None and self.sock is not None:
-            attempt.watch(self.sock)  # a kept-alive connection joins this attempt
+        if self.sock is not None:
+            join_attempt(self.sock)
         return super().request(*args, **kwargs)
+
+
+def join_attempt(sock: socket.socket) -> None:
+    """A kept-alive connection's socket joins the attempt that reuses it (new ones join in ``_new_conn``)."""
+    attempt = deadline.current()
+    if attempt is not None:
+        attempt.watch(sock)
 
 
 def _connection_classes(guard: bool, resolver: Resolver) -> dict:
@@ -225,9 +231,7 @@ class Transport:
             if connection is None:
                 connection = self._connect(route.origin, timeout)
             else:
-                attempt = deadline.current()
-                if attempt is not None:
-                    attempt.watch(connection.sock)  # a kept-alive connection joins this attempt
+                join_attempt(connection.sock)
                 connection.sock.settimeout(timeout)
             return exchange(connection, head, body, lambda done: self._kept_alive.give_back(route.origin, done))
         except BaseException:
