@@ -96,6 +96,8 @@ def seed(db, messages: int) -> None:
             f"attempts = CASE WHEN id % 5 = 0 THEN 2 ELSE 0 END, response_code = NULL, response_class = NULL, "
             f"next_attempt_at = {sql_time(dialect, '-60')} WHERE id IN (SELECT id FROM message "
             f"WHERE endpoint_id = {endpoint_id} ORDER BY id DESC LIMIT {waiting})")
+    run("INSERT INTO pending_message (message_id, endpoint_id, next_attempt_at, is_retry) "
+        "SELECT id, endpoint_id, next_attempt_at, status = 'resent' FROM message WHERE next_attempt_at IS NOT NULL")
     for table, seconds, truncate in (("stats_day", 86400, "day"), ("stats_hour", 3600, "hour"),
                                      ("stats_minute", 60, "minute")):
         periods = span // seconds

@@ -26,7 +26,7 @@ from tests.support.web import FreshContextClient, Operator
 from webapp.runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "message", "event", "stats_minute", "stats_hour", "stats_day", "endpoint", "api_token",
+TABLES = ("attempt", "pending_message", "message", "event", "stats_minute", "stats_hour", "stats_day", "endpoint", "api_token",
           "operator_session", '"user"')
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from webapp.delivery.records import LOST_ATTEMPT_ERROR
 from webapp.domain.events import emit_many
 from webapp.extensions import db
-from webapp.storage.models import Attempt, Message
+from webapp.storage.models import Attempt, Message, PendingMessage
 from webapp.storage.statuses import DONE, FAILED
 
 from .factories import make_endpoint
@@ -181,7 +181,7 @@ def wait_for_final(plan: SoakPlan, at_least: int, deadline: float) -> int | None
 class Ledger:
     """The database's view at the end of a soak, read once for `check` and the figures."""
 
-    messages: list  # rows: id, event_id, endpoint_id, status, attempts, next_attempt_at, lease_owner
+    messages: list  # rows: id, event_id, endpoint_id, status, attempts, next_attempt_at, pending (its row's lease)
     attempt_counts: dict[int, tuple[int, int, int]]  # message id -> (rows, distinct numbers, highest number)
     last_attempts: dict[int, list[tuple[int | None, str | None]]]  # message id -> [(code, error)] of its last number
     interrupted: int  # attempts the sweep recorded for a worker that died
@@ -202,7 +202,8 @@ class Ledger:
 def read_ledger() -> Ledger:
     messages = db.session.execute(
         select(Message.id, Message.event_id, Message.endpoint_id, Message.status, Message.attempts,
-               Message.next_attempt_at, Message.lease_owner).where(Message.is_test.is_(False))
+               Message.next_attempt_at, PendingMessage.message_id.is_not(None).label("pending"))
+        .outerjoin(PendingMessage, PendingMessage.message_id == Message.id).where(Message.is_test.is_(False))
     ).all()
     attempt_counts = {
         message_id: (rows, distinct, highest)
@@ -269,9 +270,12 @@ def check_states(ledger: Ledger, max_attempts: int) -> list[str]:
     if not_final:
         problems.append(f"{len(not_final)} messages not final, e.g. ids {not_final[:5]}")
     half_final = [r.id for r in ledger.messages
-                  if r.status in (DONE, FAILED) and (r.next_attempt_at is not None or r.lease_owner is not None)]
+                  if r.status in (DONE, FAILED) and (r.next_attempt_at is not None or r.pending)]
     if half_final:
-        problems.append(f"{len(half_final)} final messages still due or leased (two states), e.g. ids {half_final[:5]}")
+        problems.append(f"{len(half_final)} final messages still due or pending (two states), e.g. ids {half_final[:5]}")
+    orphans = [r.id for r in ledger.messages if r.status not in (DONE, FAILED) and not r.pending]
+    if orphans:
+        problems.append(f"{len(orphans)} messages waiting with nothing to deliver them, e.g. ids {orphans[:5]}")
     # An interrupted last attempt earns one more try (RetryPolicy.after_interruption).
     allowed = {r.id: max_attempts + (1 if ledger.interrupted_at(r.id, max_attempts) else 0) for r in ledger.messages}
     over = [r.id for r in ledger.messages if r.attempts > allowed[r.id]]

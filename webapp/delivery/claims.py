@@ -1,7 +1,8 @@
 """Claims: lease due messages (and the single-flight lease of an ordered endpoint), give back, renew.
 
-A claim is a lease: one conditional UPDATE marks up to N due messages as held
-by one worker process (``lease_owner``) until ``lease_until``. Outcomes are
+A claim is a lease: one conditional UPDATE marks up to N due messages' rows in
+``pending_message`` as held by one worker process (``lease_owner``) until
+``lease_until``; the log's ``message`` rows are not touched until the outcome. Outcomes are
 written only while the lease is still ours, and count the attempt then
 (``records``): a claimed message that was never tried (its endpoint started
 failing first) is released uncounted. If the process dies, the sweep turns its
@@ -21,7 +22,6 @@ from sqlalchemy import (
     exists,
     or_,
     select,
-    text,
     update,
 )
 
@@ -31,8 +31,9 @@ from ..storage.models import (
     Endpoint,
     Event,
     Message,
+    PendingMessage,
 )
-from ..storage.statuses import PENDING_STATUSES, QUEUED, RESENT
+from ..storage.statuses import QUEUED, RESENT
 from . import health as rules
 from .health import Health
 
@@ -41,6 +42,7 @@ ORDERED_BATCH = 50
 BATCH_PER_LANE = 64
 
 MESSAGE = Message.__table__
+PENDING = PendingMessage.__table__
 EVENT = Event.__table__
 ENDPOINT = Endpoint.__table__
 
@@ -80,25 +82,27 @@ def batch_size(ordered: bool) -> int:
     return ORDERED_BATCH if ordered else BATCH_PER_LANE
 
 
-def _lease_statement(statuses: str):
-    # The chosen rows in a CTE: PostgreSQL runs it once, so LIMIT and SKIP LOCKED hold; inlined as
-    # "id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" its plan may lease more than n rows.
-    chosen = (select(MESSAGE.c.id)
-              .where(MESSAGE.c.endpoint_id == bindparam("b_endpoint"), MESSAGE.c.next_attempt_at <= bindparam("b_now"),
-                     MESSAGE.c.lease_owner.is_(None), text(f"message.status IN ({statuses})"))
-              .order_by(MESSAGE.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True)
-              .cte("chosen"))
-    return (update(MESSAGE)
-            .where(MESSAGE.c.id.in_(select(chosen.c.id)), MESSAGE.c.lease_owner.is_(None))
-            .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
-            .returning(MESSAGE.c.id))
+def _due(*conditions):
+    return (PENDING.c.endpoint_id == bindparam("b_endpoint"), PENDING.c.next_attempt_at <= bindparam("b_now"),
+            PENDING.c.lease_owner.is_(None), *conditions)
 
 
-LEASE = {
-    rules.ALL_DUE: _lease_statement(f"'{QUEUED}', '{RESENT}'"),
-    RESENT: _lease_statement(f"'{RESENT}'"),
-    QUEUED: _lease_statement(f"'{QUEUED}'"),
+def _choose_statement(*conditions):
+    return (select(PENDING.c.message_id).where(*_due(*conditions))
+            .order_by(PENDING.c.message_id).limit(bindparam("b_limit")).with_for_update(skip_locked=True))
+
+
+# Choosing and leasing are two statements: as one (UPDATE ... WHERE id IN (the choice)), PostgreSQL's
+# planner, expecting a row or two, joined the choice against a walk of the whole table.
+CHOOSE = {
+    rules.ALL_DUE: _choose_statement(),
+    RESENT: _choose_statement(PENDING.c.is_retry.is_(True)),
+    QUEUED: _choose_statement(PENDING.c.is_retry.is_(False)),
 }
+LEASE = (update(PENDING)
+         .where(PENDING.c.message_id.in_(bindparam("b_ids", expanding=True)), PENDING.c.lease_owner.is_(None))
+         .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+         .returning(PENDING.c.message_id))
 CONTENT = (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
                   EVENT.c.created_at, EVENT.c.data, MESSAGE.c.created_at)
            .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
@@ -132,36 +136,26 @@ def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.dat
 def _lease_ids(conn: Connection, owner: str, plan: ClaimPlan, now: dt.datetime) -> list[int]:
     if plan.take == rules.NOTHING or plan.limit <= 0:
         return []
-    values = {"b_endpoint": plan.endpoint_id, "b_now": now, "b_owner": owner, "b_until": plan.until,
-              "b_limit": plan.limit}
+    values = {"b_endpoint": plan.endpoint_id, "b_now": now, "b_limit": plan.limit}
     if plan.take == rules.ALL_DUE:
-        return conn.execute(LEASE[rules.ALL_DUE], values).scalars().all()
-    ids = conn.execute(LEASE[RESENT], values).scalars().all()
-    if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
-        ids = conn.execute(LEASE[QUEUED], {**values, "b_limit": 1}).scalars().all()
-    return ids
+        ids = conn.execute(CHOOSE[rules.ALL_DUE], values).scalars().all()
+    else:
+        ids = conn.execute(CHOOSE[RESENT], values).scalars().all()
+        if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
+            ids = conn.execute(CHOOSE[QUEUED], {**values, "b_limit": 1}).scalars().all()
+    if not ids:
+        return []
+    return conn.execute(LEASE, {"b_ids": ids, "b_owner": owner, "b_until": plan.until}).scalars().all()
 
 
 def _retry_pending(conn: Connection, endpoint_id: int) -> bool:
-    return conn.execute(select(exists().where(
-        MESSAGE.c.endpoint_id == endpoint_id, MESSAGE.c.status == RESENT, MESSAGE.c.next_attempt_at.is_not(None),
-    ))).scalar()
-
-
-def _due(endpoint_id: int, now: dt.datetime, statuses: tuple[str, ...]):
-    return select(MESSAGE.c.id).where(
-        MESSAGE.c.endpoint_id == endpoint_id,
-        MESSAGE.c.next_attempt_at <= now,
-        MESSAGE.c.lease_owner.is_(None),
-        MESSAGE.c.status.in_(statuses),
-    ).order_by(MESSAGE.c.id)
+    return conn.execute(select(exists().where(PENDING.c.endpoint_id == endpoint_id, PENDING.c.is_retry.is_(True)))
+                        ).scalar()
 
 
 def has_waiting(conn: Connection, endpoint_id: int) -> bool:
     """Whether any message of the endpoint is still to be sent."""
-    return conn.execute(select(exists().where(
-        MESSAGE.c.endpoint_id == endpoint_id, MESSAGE.c.next_attempt_at.is_not(None),
-    ))).scalar()
+    return conn.execute(select(exists().where(PENDING.c.endpoint_id == endpoint_id))).scalar()
 
 
 def claimable(conn: Connection, endpoint_id: int, interval: float, now: dt.datetime) -> bool:
@@ -172,19 +166,20 @@ def claimable(conn: Connection, endpoint_id: int, interval: float, now: dt.datet
     take = rules.gate(health_of(row), now, interval).take
     if take == rules.NOTHING:
         return False
-    statuses = PENDING_STATUSES if take in (rules.ALL_DUE, rules.PROBE) else (RESENT,)
-    return conn.execute(select(_due(endpoint_id, now, statuses).limit(1).exists())).scalar()
+    retries_only = () if take in (rules.ALL_DUE, rules.PROBE) else (PENDING.c.is_retry.is_(True),)
+    return conn.execute(select(exists().where(*_due(*retries_only))),
+                        {"b_endpoint": endpoint_id, "b_now": now}).scalar()
 
 
 def has_untried(conn: Connection, endpoint_id: int) -> bool:
     """Whether messages wait for their first attempt (so a closed gate needs a wake-up later)."""
-    return conn.execute(select(exists().where(
-        MESSAGE.c.endpoint_id == endpoint_id, MESSAGE.c.status == QUEUED, MESSAGE.c.next_attempt_at.is_not(None),
-    ))).scalar()
+    return conn.execute(select(exists().where(PENDING.c.endpoint_id == endpoint_id, PENDING.c.is_retry.is_(False)))
+                        ).scalar()
 
 
-GIVE_BACK = (update(MESSAGE)
-             .where(MESSAGE.c.id.in_(bindparam("b_ids", expanding=True)), MESSAGE.c.lease_owner == bindparam("b_owner"))
+GIVE_BACK = (update(PENDING)
+             .where(PENDING.c.message_id.in_(bindparam("b_ids", expanding=True)),
+                    PENDING.c.lease_owner == bindparam("b_owner"))
              .values(lease_owner=None, lease_until=None))
 RELEASE_ORDER = (update(ENDPOINT)
                  .where(ENDPOINT.c.id.in_(bindparam("b_ids", expanding=True)),
@@ -199,7 +194,7 @@ def release(conn: Connection, owner: str, message_ids: list[int]) -> None:
 
 
 def renew(conn: Connection, owner: str, until: dt.datetime) -> None:
-    conn.execute(update(MESSAGE).where(MESSAGE.c.lease_owner == owner).values(lease_until=until))
+    conn.execute(update(PENDING).where(PENDING.c.lease_owner == owner).values(lease_until=until))
     conn.execute(update(ENDPOINT).where(ENDPOINT.c.lease_owner == owner).values(lease_until=until))
 
 

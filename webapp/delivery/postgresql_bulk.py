@@ -31,12 +31,21 @@ def _unnest(types: dict[str, str]) -> str:
 
 
 INSERT_ATTEMPTS = f"INSERT INTO attempt ({', '.join(ATTEMPT_TYPES)}) SELECT * FROM {_unnest(ATTEMPT_TYPES)}"
+# One statement: the pending rows still leased by us end (deleted) or become due again, and only the
+# messages they belong to take their new status. Every part sees the rows as they were before it,
+# and the DELETE and UPDATE recheck the lease on the rows they lock.
+_VALUES = f"{_unnest(STATUS_TYPES)} AS v({', '.join(STATUS_TYPES).replace('b_id', 'id')})"
 RECORD_STATUSES = (
+    f"WITH v AS (SELECT * FROM {_VALUES}), "
+    "ended AS (DELETE FROM pending_message p USING v WHERE p.message_id = v.id AND v.next_attempt_at IS NULL "
+    "AND p.lease_owner = %(b_owner)s RETURNING p.message_id), "
+    "retried AS (UPDATE pending_message p SET next_attempt_at = v.next_attempt_at, is_retry = true, "
+    "lease_owner = NULL, lease_until = NULL FROM v WHERE p.message_id = v.id AND v.next_attempt_at IS NOT NULL "
+    "AND p.lease_owner = %(b_owner)s RETURNING p.message_id) "
     "UPDATE message SET status = v.status, attempts = v.attempts, response_code = v.response_code, "
-    "response_class = v.response_class, last_attempt_at = v.last_attempt_at, "
-    "next_attempt_at = v.next_attempt_at, lease_owner = NULL, lease_until = NULL "
-    f"FROM {_unnest(STATUS_TYPES)} AS v({', '.join(STATUS_TYPES).replace('b_id', 'id')}) "
-    "WHERE message.id = v.id AND message.lease_owner = %(b_owner)s"
+    "response_class = v.response_class, last_attempt_at = v.last_attempt_at, next_attempt_at = v.next_attempt_at "
+    "FROM v WHERE message.id = v.id "
+    "AND message.id IN (SELECT message_id FROM ended UNION ALL SELECT message_id FROM retried)"
 )
 
 
@@ -49,7 +58,8 @@ def insert_attempts(conn: Connection, rows: list[dict]) -> None:
 
 
 def record_statuses(conn: Connection, owner: str, rows: list[dict]) -> None:
-    """The messages' new statuses, only where the lease is still ours (as ``records.RECORD_STATUS``)."""
+    """The messages' new statuses, only where the lease is still ours (as ``records.RECORD_STATUS``,
+    ``FINISH`` and ``RESCHEDULE``)."""
     _execute(conn, RECORD_STATUSES, {**columns(rows, STATUS_TYPES), "b_owner": owner})
 
 

@@ -9,10 +9,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
 
 from ..signing.request import MessageContent
-from ..storage.models import Attempt, Message, response_class
+from ..storage.models import Attempt, Message, PendingMessage, response_class
 from ..storage.statuses import RESENT, RetryPolicy
 from . import health as rules
 from . import postgresql_bulk
@@ -21,6 +21,7 @@ from .outcome import Outcome, not_sent
 LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording an outcome (lease expired)"
 
 MESSAGE = Message.__table__
+PENDING = PendingMessage.__table__
 ATTEMPT = Attempt.__table__
 # SQLite: RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"),
 # not one by one.
@@ -35,14 +36,19 @@ class Written:
     signals: list[rules.Signal]
 
 
+# Each only where the lease is still ours: the message, then its pending row (ended: deleted; to be
+# retried: due again, unleased). The message goes first, while the lease it checks is still there.
+HELD = (PENDING.c.message_id == bindparam("b_id"), PENDING.c.lease_owner == bindparam("b_owner"))
 RECORD_STATUS = (
     update(MESSAGE)
-    .where(MESSAGE.c.id == bindparam("b_id"), MESSAGE.c.lease_owner == bindparam("b_owner"))
+    .where(MESSAGE.c.id == bindparam("b_id"), exists().where(*HELD))
     .values(status=bindparam("status"), attempts=bindparam("attempts"),
             response_code=bindparam("response_code"), response_class=bindparam("response_class"),
-            last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"),
-            lease_owner=None, lease_until=None)
+            last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"))
 )
+FINISH = delete(PENDING).where(*HELD)
+RESCHEDULE = (update(PENDING).where(*HELD)
+              .values(next_attempt_at=bindparam("b_next"), is_retry=True, lease_owner=None, lease_until=None))
 
 
 def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageContent, Outcome]]],
@@ -75,6 +81,13 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
     elif attempt_rows:
         conn.execute(INSERT_ATTEMPTS, attempt_rows)
         conn.execute(RECORD_STATUS, status_rows)
+        ended = [{"b_id": r["b_id"], "b_owner": owner} for r in status_rows if r["next_attempt_at"] is None]
+        retried = [{"b_id": r["b_id"], "b_owner": owner, "b_next": r["next_attempt_at"]}
+                   for r in status_rows if r["next_attempt_at"] is not None]
+        if ended:
+            conn.execute(FINISH, ended)
+        if retried:
+            conn.execute(RESCHEDULE, retried)
     return written
 
 
@@ -101,23 +114,25 @@ def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
 def recover_expired_leases(conn: Connection, policy: RetryPolicy, now: dt.datetime, limit: int = 500) -> int:
     """Count each expired claim as an interrupted attempt and make the message due again."""
     stale = conn.execute(
-        select(MESSAGE.c.id, MESSAGE.c.lease_owner, MESSAGE.c.attempts, MESSAGE.c.lease_until)
-        .where(MESSAGE.c.lease_owner.is_not(None), MESSAGE.c.lease_until < now)
-        .order_by(MESSAGE.c.lease_until)
+        select(PENDING.c.message_id, PENDING.c.lease_owner, MESSAGE.c.attempts, PENDING.c.lease_until)
+        .join(MESSAGE, MESSAGE.c.id == PENDING.c.message_id)
+        .where(PENDING.c.lease_owner.is_not(None), PENDING.c.lease_until < now)
+        .order_by(PENDING.c.lease_until)
         .limit(limit)
     ).all()
     recovered = 0
     for message_id, owner, attempts, lease_until in stale:
         number = attempts + 1
         status = policy.after_interruption(number)
-        changed = conn.execute(
-            update(MESSAGE)
-            .where(MESSAGE.c.id == message_id, MESSAGE.c.lease_owner == owner)
-            .values(status=status, attempts=number, lease_owner=None, lease_until=None, response_code=None,
-                    response_class=None, last_attempt_at=lease_until,
-                    next_attempt_at=now if status == RESENT else None)
-        ).rowcount
+        held = {"b_id": message_id, "b_owner": owner}
+        if status == RESENT:
+            changed = conn.execute(RESCHEDULE, {**held, "b_next": now}).rowcount
+        else:
+            changed = conn.execute(FINISH, held).rowcount
         if changed:
+            conn.execute(update(MESSAGE).where(MESSAGE.c.id == message_id).values(
+                status=status, attempts=number, response_code=None, response_class=None,
+                last_attempt_at=lease_until, next_attempt_at=now if status == RESENT else None))
             lost = not_sent("", LOST_ATTEMPT_ERROR, lease_until)
             conn.execute(insert(ATTEMPT), [attempt_row(message_id, number, lost)])
             recovered += 1

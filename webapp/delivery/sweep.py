@@ -16,11 +16,11 @@ from sqlalchemy import Connection, select
 
 from ..extensions import db
 from ..storage.endpoint_lookups import deliverable
-from ..storage.models import Endpoint, Message, utcnow
+from ..storage.models import Endpoint, PendingMessage, utcnow
 from ..storage.statuses import RetryPolicy
 from . import claims, dispatch, records
 
-MESSAGE = Message.__table__
+PENDING = PendingMessage.__table__
 ENDPOINT = Endpoint.__table__
 
 
@@ -45,8 +45,8 @@ def sweep() -> SweepReport:
 
 def endpoints_with_due_work(conn: Connection, cutoff: dt.datetime) -> list:
     """Enabled endpoints (their rows) with unleased messages due since before ``cutoff``."""
-    due = select(MESSAGE.c.endpoint_id).where(
-        MESSAGE.c.next_attempt_at <= cutoff, MESSAGE.c.lease_owner.is_(None)).distinct()
+    due = select(PENDING.c.endpoint_id).where(
+        PENDING.c.next_attempt_at <= cutoff, PENDING.c.lease_owner.is_(None)).distinct()
     return conn.execute(
         select(ENDPOINT).where(ENDPOINT.c.id.in_(due), deliverable())
     ).all()

@@ -125,7 +125,7 @@ def waiting_reason(message: Message, endpoint: Endpoint, now: dt.datetime | None
         return f"waiting: deliveries paused by {endpoint.paused_by or 'an operator'} at {clock(endpoint.paused_at)}"
     if state == "waiting":
         return f"waiting: the receiver asked us to wait (Retry-After) until {clock(endpoint.retry_after_until)}"
-    if message.lease_owner is not None:
+    if message.is_being_sent:
         return "sending now"
     if message.status == RESENT:
         return (f"retry {message.attempts + 1} of {config['WEBHOOKS_MAX_ATTEMPTS']} "

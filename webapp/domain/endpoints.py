@@ -6,9 +6,10 @@ from sqlalchemy import Select, func, select
 from ..delivery import dispatch
 from ..extensions import db
 from ..signing.auth_types import PLAIN_FIELDS, auth_type, same_secret
+from ..storage import pending
 from ..storage.crypto import secret_box
 from ..storage.models import HEALTHY, Endpoint, Message, utcnow
-from ..storage.statuses import CANCELLED, PENDING_STATUSES
+from ..storage.statuses import CANCELLED
 from . import endpoint_health, signing_secrets
 from .logbook.resend import failed_not_resent, resend_all
 
@@ -174,11 +175,7 @@ def delete(endpoint: Endpoint) -> int:
     """Soft-delete: the log keeps its messages; pending ones end as failed."""
     endpoint.deleted_at = utcnow()
     set_enabled(endpoint, False, None)
-    cancelled = (
-        Message.query.filter(Message.endpoint_id == endpoint.id, Message.status.in_(PENDING_STATUSES),
-                             Message.lease_owner.is_(None))
-        .update({"status": CANCELLED, "next_attempt_at": None}, synchronize_session=False)
-    )
+    cancelled = pending.end_unheld(db.session.connection(), endpoint.id, CANCELLED)
     db.session.commit()
     return cancelled
 

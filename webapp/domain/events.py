@@ -19,7 +19,7 @@ from flask import current_app
 from ..delivery import dispatch
 from ..errors import InvalidInput
 from ..extensions import db
-from ..storage import bulk
+from ..storage import bulk, pending
 from ..storage.endpoint_lookups import deliverable
 from ..storage.models import ALL_ACTIONS, Endpoint, Event, Message, new_event_id, utcnow
 from ..storage.statuses import NEW
@@ -203,6 +203,7 @@ def record(inputs: list[EventInput]) -> list[EmittedEvent]:
     created = bulk.insert_rows(connection, Message.__table__, MESSAGE_COLUMNS, message_rows, {
         "status": NEW, "attempts": 0, "created_at": now, "next_attempt_at": now, "is_test": False,
     }, returning=("id", "event_id", "endpoint_id"))
+    pending.enqueue(connection, [(message_id, endpoint_id) for message_id, _, endpoint_id in created], now)
     ids = {(event_id, endpoint_id): message_id for message_id, event_id, endpoint_id in created}
     by_event: dict[str, list[EmittedMessage]] = {row[0]: [] for row in event_rows}
     for event_id, endpoint_id, _, _ in message_rows:

@@ -19,7 +19,8 @@ from sqlalchemy.orm import lazyload
 
 from ..delivery import dispatch
 from ..extensions import db
-from ..storage.models import Endpoint, Message, utcnow
+from ..storage import pending
+from ..storage.models import Endpoint, Message, PendingMessage, utcnow
 from ..storage.statuses import QUEUED, RESENT
 from .endpoint_health import health_of, waiting_reason
 
@@ -121,15 +122,17 @@ def try_now(endpoint: Endpoint) -> int:
     if state in ("paused", "disabled"):
         raise QueueConflict(f"the endpoint is {state}: {'resume' if state == 'paused' else 'enable'} it first")
     now = utcnow()
+    waiting = PendingMessage.__table__
     moved = db.session.execute(
-        update(Message).where(Message.endpoint_id == endpoint.id, Message.next_attempt_at > now,
-                              Message.lease_owner.is_(None))
-        .values(next_attempt_at=now).execution_options(synchronize_session=False)
-    ).rowcount
+        update(waiting).where(waiting.c.endpoint_id == endpoint.id, waiting.c.next_attempt_at > now,
+                              waiting.c.lease_owner.is_(None))
+        .values(next_attempt_at=now).returning(waiting.c.message_id)
+    ).scalars().all()
+    pending.update_messages(db.session.connection(), moved, next_attempt_at=now)
     endpoint.retry_after_until = None
     db.session.commit()
     dispatch.kick([endpoint.id])
-    return moved
+    return len(moved)
 
 
 def pause(endpoint: Endpoint, by: str) -> bool:

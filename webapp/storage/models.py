@@ -152,29 +152,18 @@ class Message(db.Model):
     response_class: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    # Due time of the next attempt; NULL once the message is final.
+    # Due time of the next attempt, as the log shows it; NULL once the message is final. Delivery
+    # reads and leases the message's PendingMessage row, written in the same transaction.
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    # Set while one worker holds the message (claim → outcome written).
-    lease_owner: Mapped[str | None] = mapped_column(String(36))
-    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("message.id", ondelete="SET NULL"))
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
 
     event: Mapped[Event] = relationship(back_populates="messages", lazy="joined")
     endpoint: Mapped[Endpoint] = relationship(lazy="joined")
+    pending: Mapped[PendingMessage | None] = relationship(lazy="select", viewonly=True)
 
     __table_args__ = (
-        # Claims and the sweep only look at pending messages: keep that index small.
-        # (endpoint_id, id) lets a claim walk one endpoint's pending messages oldest first
-        # and stop after LIMIT rows, however large the backlog.
-        Index(
-            "ix_message_due",
-            "endpoint_id",
-            "id",
-            sqlite_where=text("next_attempt_at IS NOT NULL"),
-            postgresql_where=text("next_attempt_at IS NOT NULL"),
-        ),
-        # A failing endpoint's claims look for its messages in retry, and for the oldest untried one.
+        # The queue view: each endpoint's next attempt per status.
         Index(
             "ix_message_pending",
             "endpoint_id",
@@ -182,12 +171,6 @@ class Message(db.Model):
             "next_attempt_at",
             sqlite_where=text("next_attempt_at IS NOT NULL"),
             postgresql_where=text("next_attempt_at IS NOT NULL"),
-        ),
-        Index(
-            "ix_message_leased",
-            "lease_until",
-            sqlite_where=text("lease_owner IS NOT NULL"),
-            postgresql_where=text("lease_owner IS NOT NULL"),
         ),
         # One index per log filter, each ending in id for keyset paging.
         Index("ix_message_status_id", "status", "id"),
@@ -199,7 +182,9 @@ class Message(db.Model):
         Index("ix_message_response_class_id", "response_class", "id"),
         Index("ix_message_created_at", "created_at"),
         Index("ix_message_event_id", "event_id"),
-        Index("ix_message_resend_of_id", "resend_of_id"),
+        # Partial: most messages are no resend, and an index entry fewer is less to write per update.
+        Index("ix_message_resend_of_id", "resend_of_id", sqlite_where=text("resend_of_id IS NOT NULL"),
+              postgresql_where=text("resend_of_id IS NOT NULL")),
         # At most one resend of a message in flight: repeated clicks and bulk resends stay idempotent.
         Index(
             "uq_message_pending_resend",
@@ -213,6 +198,42 @@ class Message(db.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def is_being_sent(self) -> bool:
+        return self.pending is not None and self.pending.lease_owner is not None
+
+
+class PendingMessage(db.Model):
+    """A message still to be sent, as delivery sees it: due when, a retry or not, held by which worker.
+
+    One row per message whose ``next_attempt_at`` is set, deleted when it ends. Apart from ``message``
+    so that claiming (leasing rows) and rescheduling touch a narrow row with three small indexes, not
+    the log's row and its dozen filter indexes, and so that a claim walks only what is still to be sent:
+    on ``message`` the query planner, misled by statistics taken during a burst, walked delivered
+    messages or sorted the whole backlog on every claim.
+    """
+
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("message.id", ondelete="CASCADE"), primary_key=True,
+                                            autoincrement=False)
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    is_retry: Mapped[bool] = mapped_column(Boolean, default=False)  # the message's status is resent
+    # Set while one worker holds the message (claim → outcome written).
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        # A claim walks one endpoint's pending messages oldest first and stops after LIMIT rows.
+        Index("ix_pending_message_endpoint", "endpoint_id", "message_id"),
+        # Renewals (a worker's leases) and the sweep (expired ones) look only at what is leased.
+        Index(
+            "ix_pending_message_leased",
+            "lease_until",
+            sqlite_where=text("lease_owner IS NOT NULL"),
+            postgresql_where=text("lease_owner IS NOT NULL"),
+        ),
+    )
 
 
 # Attempt durations are counted in these buckets (upper bounds, ms); the last one is open.

@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from ...delivery import dispatch
 from ...extensions import db
+from ...storage import pending
 from ...storage.models import Message, utcnow
 from ...storage.statuses import FAILED, NEW, PENDING_STATUSES
 from .filters import LogFilter, apply
@@ -79,6 +80,8 @@ def queue_resend(message: Message) -> Message | None:
     )
     db.session.add(copy)
     try:
+        db.session.flush()
+        pending.enqueue(db.session.connection(), [(copy.id, copy.endpoint_id)], now)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -170,8 +173,9 @@ def resend_all(ids_query: Select) -> int:
                    "created_at", "next_attempt_at", "resend_of_id", "is_test"]
         try:
             created = db.session.execute(
-                insert(Message).from_select(columns, source).returning(Message.endpoint_id)
-            ).scalars().all()
+                insert(Message).from_select(columns, source).returning(Message.id, Message.endpoint_id)
+            ).all()
+            pending.enqueue(db.session.connection(), [tuple(row) for row in created], now)
             db.session.commit()
         except IntegrityError:
             # Someone else resent some of these meanwhile: skip them one by one.
@@ -182,6 +186,6 @@ def resend_all(ids_query: Select) -> int:
                     endpoints.add(message.endpoint_id)
             continue
         queued += len(created)
-        endpoints.update(created)
+        endpoints.update(endpoint_id for _, endpoint_id in created)
     dispatch.kick(endpoints)
     return queued
