@@ -1,12 +1,10 @@
-"""PostgreSQL: a batch of outcomes in two statements, whatever its size, with each column as one array.
+"""PostgreSQL: a batch of outcomes' new statuses in one statement, whatever its size, each column one array.
 
-An executemany costs a parse-bind-execute per row in psycopg (pipelined, but
-each row still goes through the driver's Python code); a multi-row INSERT is a
-new, long query text each time, which psycopg parses again every time. With
-``unnest`` of one array per column the text never changes (it is prepared once
-per connection) and a batch of 64 rows costs as much driver work as one row.
-The arrays go in binary: in text form psycopg escapes every quote of every JSON
-header list with a regular expression. Hence psycopg's own cursor, on the
+An executemany costs a parse-bind-execute per row in psycopg (pipelined, but each
+row still goes through the driver's Python code). With ``unnest`` of one array per
+column the text never changes (it is prepared once per connection) and a batch of
+64 rows costs as much driver work as one row; the arrays go in binary (as
+``storage.bulk`` does for the attempts' INSERT). Hence psycopg's own cursor, on the
 transaction's connection, rather than SQLAlchemy (which binds in text).
 SQLite, in-process, has no such cost: it keeps the plain statements in ``records``.
 """
@@ -14,12 +12,6 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-ATTEMPT_TYPES = {
-    "message_id": "bigint", "number": "integer", "started_at": "timestamp", "duration_ms": "integer",
-    "request_method": "varchar", "request_url": "text", "request_headers": "text", "request_body": "text",
-    "response_code": "integer", "response_headers": "text", "response_body": "text",
-    "response_truncated": "boolean", "error": "text",
-}
 STATUS_TYPES = {
     "b_id": "bigint", "status": "varchar", "attempts": "integer", "response_code": "integer",
     "response_class": "integer", "last_attempt_at": "timestamp", "next_attempt_at": "timestamp",
@@ -30,7 +22,6 @@ def _unnest(types: dict[str, str]) -> str:
     return "unnest(" + ", ".join(f"CAST(%({name})b AS {kind}[])" for name, kind in types.items()) + ")"
 
 
-INSERT_ATTEMPTS = f"INSERT INTO attempt ({', '.join(ATTEMPT_TYPES)}) SELECT * FROM {_unnest(ATTEMPT_TYPES)}"
 # One statement: the pending rows still leased by us end (deleted) or become due again, and only the
 # messages they belong to take their new status. Every part sees the rows as they were before it,
 # and the DELETE and UPDATE recheck the lease on the rows they lock.
@@ -51,10 +42,6 @@ RECORD_STATUSES = (
 
 def columns(rows: list[dict], names) -> dict[str, list]:
     return {name: [row[name] for row in rows] for name in names}
-
-
-def insert_attempts(conn: Connection, rows: list[dict]) -> None:
-    _execute(conn, INSERT_ATTEMPTS, columns(rows, ATTEMPT_TYPES))
 
 
 def record_statuses(conn: Connection, owner: str, rows: list[dict]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
 
 from ..signing.request import MessageContent
+from ..storage import bulk
 from ..storage.models import Attempt, Message, PendingMessage, response_class
 from ..storage.statuses import RESENT, RetryPolicy
 from . import health as rules
@@ -76,7 +77,8 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
             })
         written.append(Written(retry_times, signals))
     if attempt_rows and conn.dialect.name == "postgresql":
-        postgresql_bulk.insert_attempts(conn, attempt_rows)
+        bulk.insert_rows(conn, ATTEMPT, ATTEMPT_COLUMNS,
+                         [tuple(row[name] for name in ATTEMPT_COLUMNS) for row in attempt_rows], {})
         postgresql_bulk.record_statuses(conn, owner, status_rows)
     elif attempt_rows:
         conn.execute(INSERT_ATTEMPTS, attempt_rows)
@@ -91,8 +93,14 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
     return written
 
 
+ATTEMPT_COLUMNS = ("message_id", "number", "started_at", "duration_ms", "request_method", "request_url",
+                   "request_headers", "request_body", "response_code", "response_headers", "response_body",
+                   "response_truncated", "error")
+
+
 def attempt_row(message_id: int, number: int, outcome: Outcome) -> dict:
-    """An attempt as a row for ``insert(ATTEMPT)`` (column names, not attribute names)."""
+    """An attempt as a row for ``insert(ATTEMPT)`` (column names, not attribute names, in ATTEMPT_COLUMNS'
+    order)."""
     return {
         "message_id": message_id,
         "number": number,

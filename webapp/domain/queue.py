@@ -14,13 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import lazyload
 
 from ..delivery import dispatch
 from ..extensions import db
 from ..storage import pending
-from ..storage.models import Endpoint, Message, PendingMessage, utcnow
+from ..storage.models import Endpoint, Message, utcnow
 from ..storage.statuses import QUEUED, RESENT
 from .endpoint_health import health_of, waiting_reason
 
@@ -122,17 +122,11 @@ def try_now(endpoint: Endpoint) -> int:
     if state in ("paused", "disabled"):
         raise QueueConflict(f"the endpoint is {state}: {'resume' if state == 'paused' else 'enable'} it first")
     now = utcnow()
-    waiting = PendingMessage.__table__
-    moved = db.session.execute(
-        update(waiting).where(waiting.c.endpoint_id == endpoint.id, waiting.c.next_attempt_at > now,
-                              waiting.c.lease_owner.is_(None))
-        .values(next_attempt_at=now).returning(waiting.c.message_id)
-    ).scalars().all()
-    pending.update_messages(db.session.connection(), moved, next_attempt_at=now)
+    moved = pending.make_due(db.session.connection(), endpoint.id, now)
     endpoint.retry_after_until = None
     db.session.commit()
     dispatch.kick([endpoint.id])
-    return len(moved)
+    return moved
 
 
 def pause(endpoint: Endpoint, by: str) -> bool:

@@ -4,8 +4,12 @@ SQLAlchemy's executemany builds and type-processes a parameter dict per row; at 
 rows that costs more than the database's own work. Here each statement's text is
 built once per table, columns and row count, the values every row shares (a
 timestamp, a status) are type-processed once per call, and the rows go in as
-tuples: one multi-row ``INSERT ... VALUES (...), (...) RETURNING`` when ids are
-wanted, else one executemany (a loop in C for sqlite3, a pipeline for psycopg).
+tuples. SQLite: one multi-row ``INSERT ... VALUES (...), (...) RETURNING`` when
+ids are wanted, else one executemany (a loop in C). PostgreSQL: one array per
+column, expanded by ``unnest`` - the same text for any number of rows, so psycopg
+parses it and the server plans it once per connection (a multi-row VALUES of
+1,000 rows cost psycopg 70 ms of splitting its text on every call), and the
+arrays go in binary.
 It runs on the caller's connection, so inside its transaction.
 """
 from __future__ import annotations
@@ -32,6 +36,8 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
     if not rows:
         return []
     dialect = connection.dialect
+    if dialect.name == "postgresql":
+        return _insert_arrays(connection, table, tuple(columns), rows, shared, tuple(returning))
     names = (*columns, *shared)
     values = tuple(process(dialect, table, name, value) for name, value in shared.items())
     check_unprocessed(dialect, table, tuple(columns))
@@ -72,6 +78,41 @@ def statement(dialect: Dialect, table: Table, names: tuple[str, ...], rows: int,
     one_row = "(" + ", ".join([marker] * len(names)) + ")"
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
            f"VALUES {', '.join([one_row] * rows)}")
+    if returning:
+        sql += " RETURNING " + ", ".join(quote(name) for name in returning)
+    return sql
+
+
+def _insert_arrays(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple],
+                   shared: dict[str, Any], returning: tuple[str, ...]) -> list[tuple]:
+    sql = array_statement(connection.dialect, table, columns, tuple(shared), returning)
+    found = []
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        for first in range(0, len(rows), MAX_ROWS_PER_ARRAY):
+            chunk = rows[first:first + MAX_ROWS_PER_ARRAY]
+            params = {f"c{i}": [row[i] for row in chunk] for i in range(len(columns))}
+            params.update({f"s{i}": value for i, value in enumerate(shared.values())})
+            cursor.execute(sql, params, prepare=True)
+            if returning:
+                found += cursor.fetchall()
+    return found
+
+
+MAX_ROWS_PER_ARRAY = 10_000
+
+
+@lru_cache(maxsize=64)
+def array_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], shared: tuple[str, ...],
+                    returning: tuple[str, ...]) -> str:
+    quote = dialect.identifier_preparer.quote
+
+    def sql_type(name: str) -> str:
+        return table.c[name].type.compile(dialect=dialect)
+
+    arrays = ", ".join(f"CAST(%(c{i})b AS {sql_type(name)}[])" for i, name in enumerate(columns))
+    scalars = "".join(f", CAST(%(s{i})s AS {sql_type(name)})" for i, name in enumerate(shared))
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
+           f"SELECT *{scalars} FROM unnest({arrays})")
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql

@@ -1,8 +1,9 @@
-"""New messages become due: their PendingMessage rows, written in the transaction that creates them.
+"""What waits to be sent, changed from outside delivery: a PendingMessage row and its message together.
 
-Emit and resend call this; from then on delivery (claims, records) keeps the row
-and the message's ``next_attempt_at`` in step, and deletes the row when the
-message ends.
+New messages are enqueued (emit, resend), waiting ones made due now (Try now) or
+ended (endpoint deleted), each in the caller's transaction. Delivery itself
+(``delivery.claims``, ``delivery.records``) leases the rows, and ends or
+reschedules them with each outcome.
 """
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def enqueue(connection: Connection, messages: list[tuple[int, int]], now: dt.dat
     """(message id, endpoint id) pairs of new messages, due ``now`` (their ``next_attempt_at``)."""
     bulk.insert_rows(connection, PendingMessage.__table__, ("message_id", "endpoint_id"), messages,
                      {"next_attempt_at": now, "is_retry": False})
+
+
+def make_due(connection: Connection, endpoint_id: int, now: dt.datetime) -> int:
+    """Everything of the endpoint that waits for later and no worker holds, due ``now``; how many."""
+    rows = PendingMessage.__table__
+    moved = connection.execute(
+        update(rows).where(rows.c.endpoint_id == endpoint_id, rows.c.next_attempt_at > now, rows.c.lease_owner.is_(None))
+        .values(next_attempt_at=now).returning(rows.c.message_id)
+    ).scalars().all()
+    update_messages(connection, moved, next_attempt_at=now)
+    return len(moved)
 
 
 def update_messages(connection: Connection, message_ids: list[int], **values) -> None:
