@@ -18,7 +18,7 @@ from webapp.domain.events import MAX_BATCH_EVENTS, emit, emit_many
 from webapp.domain.tokens import create_token
 from webapp.errors import InvalidInput
 from webapp.extensions import db
-from webapp.storage.models import Event, Message
+from webapp.storage.models import Event, Message, PendingMessage
 
 pytestmark = pytest.mark.db
 
@@ -163,12 +163,15 @@ def test_emit_many_returns_the_events_in_order(app):
 
 
 def test_emit_many_beyond_one_statement_matches_every_message_to_its_event(app):
-    """5,000 messages: more than one multi-row INSERT (storage/bulk.py cuts at 1,000 rows)."""
+    """10,500 messages: more than one INSERT on either database (storage/bulk.py cuts at 1,000 rows
+    on SQLite, 10,000 on PostgreSQL), each message due once in delivery's queue."""
     first = make_endpoint("http://127.0.0.1:9/a")
     second = make_endpoint("http://127.0.0.1:9/b")
-    emitted = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(2_500)])
+    emitted = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(5_250)])
     stored = {m.id: (m.event_id, m.endpoint_id) for m in db.session.scalars(db.select(Message))}
-    assert len(stored) == 5_000
+    assert len(stored) == 10_500
+    queued = {p.message_id: p.endpoint_id for p in db.session.scalars(db.select(PendingMessage))}
+    assert queued == {message_id: endpoint_id for message_id, (_, endpoint_id) in stored.items()}
     for event in emitted:
         assert sorted(stored[m.id] for m in event.messages) == [(event.id, first.id), (event.id, second.id)]
         assert {m.endpoint_id for m in event.messages} == {first.id, second.id}
