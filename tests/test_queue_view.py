@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tests.support.factories import final, make_endpoint, reload_message
+from tests.support.factories import due_for_delivery, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.test_every_route import snapshot
 from webapp.domain.events import emit
@@ -24,6 +24,7 @@ def waiting_message(endpoint: Endpoint, *, due: dt.datetime, status: str = RESEN
                       attempts=attempts, created_at=event.created_at, next_attempt_at=due)
     db.session.add(message)
     db.session.commit()
+    due_for_delivery(message)
     return message
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from tests.support.waiting import wait_until
 from webapp.extensions import db
 from webapp.storage.crypto import secret_box
-from webapp.storage.models import Attempt, Endpoint, Message
-from webapp.storage.statuses import DONE, FAILED
+from webapp.storage.models import Attempt, Endpoint, Message, PendingMessage
+from webapp.storage.statuses import DONE, FAILED, RESENT
 
 
 def make_endpoint(url: str, *, actions=("*",), secret: str | None = None, **settings) -> Endpoint:
@@ -16,6 +16,13 @@ def make_endpoint(url: str, *, actions=("*",), secret: str | None = None, **sett
     db.session.add(endpoint)
     db.session.commit()
     return endpoint
+
+
+def due_for_delivery(message: Message) -> None:
+    """The pending row that delivery reads for a waiting message built by hand (emit and resend write one)."""
+    db.session.add(PendingMessage(message_id=message.id, endpoint_id=message.endpoint_id,
+                                  next_attempt_at=message.next_attempt_at, is_retry=message.status == RESENT))
+    db.session.commit()
 
 
 def reload_message(message_id: int) -> Message:
