@@ -211,3 +211,16 @@ def test_the_migration_moves_waiting_messages_and_their_leases_into_the_queue_an
     finally:
         upgrade(directory=migrations)
     assert [tuple(row) for row in back] == [(leased, "w1")]
+
+
+def test_a_message_a_worker_holds_says_it_is_being_sent_in_the_log_and_on_its_page(operator):
+    make_endpoint("http://127.0.0.1:9/")
+    held, waiting = (event.messages[0].id for event in emit_many([("checkout", f"c{i}", {}) for i in range(2)]))
+    db.session.execute(update(PendingMessage).where(PendingMessage.message_id == held)
+                       .values(lease_owner="a-worker", lease_until=utcnow() + dt.timedelta(seconds=30)))
+    db.session.commit()
+
+    log = operator.get("/log").get_data(as_text=True)
+    assert log.count("sending now") == 1
+    assert "sending now" in operator.get(f"/log/{held}").get_data(as_text=True)
+    assert "sending now" not in operator.get(f"/log/{waiting}").get_data(as_text=True)

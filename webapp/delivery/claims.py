@@ -1,9 +1,10 @@
 """Claims: lease due messages (and the single-flight lease of an ordered endpoint), give back, renew.
 
-A claim is a lease: one conditional UPDATE marks up to N due messages' rows in
-``pending_message`` as held by one worker process (``lease_owner``) until
-``lease_until``; the log's ``message`` rows are not touched until the outcome. Outcomes are
-written only while the lease is still ours, and count the attempt then
+A claim is a lease: it chooses up to N due rows of ``pending_message``, oldest
+first (``FOR UPDATE SKIP LOCKED``: rows another worker is choosing are passed
+over), and marks them held by one worker process (``lease_owner``) until
+``lease_until``; the log's ``message`` rows are not touched until the outcome.
+Outcomes are written only while the lease is still ours, and count the attempt then
 (``records``): a claimed message that was never tried (its endpoint started
 failing first) is released uncounted. If the process dies, the sweep turns its
 expired leases into interrupted attempts and makes the messages due again.

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, selectinload
 
 from ..delivery import dispatch
 from ..extensions import db
@@ -98,7 +98,8 @@ def next_due(endpoint_ids: list[int]) -> dict[int, Message]:
     ).where(Endpoint.id.in_(endpoint_ids))).all()
     wanted = [message_id for row in rows for message_id in row[1:] if message_id is not None]
     loaded = {m.id: m for m in db.session.scalars(
-        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint)).where(Message.id.in_(wanted)))}
+        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint), selectinload(Message.pending))
+        .where(Message.id.in_(wanted)))}
     found = {}
     for endpoint_id, *candidates in rows:
         messages = [loaded[i] for i in candidates if i in loaded]
