@@ -3,8 +3,9 @@
 Claims used to lease ``message`` rows: each claim and each outcome rewrote a row
 that a dozen log indexes point at, and the claim's plan depended on statistics
 (see ``PendingMessage``). Messages still to be sent are copied over with their
-leases; the lease columns and the claim indexes leave ``message``, and its index
-on resend_of_id keeps only the resends (one entry fewer to write per message).
+leases; the lease columns and their index leave ``message`` (the queue view keeps
+ix_message_due), and its index on resend_of_id keeps only the resends (one entry
+fewer to write per message).
 
 Revision ID: 0007_pending_message
 Revises: 0006_customer_prefix
@@ -38,9 +39,8 @@ def upgrade():
     op.execute("INSERT INTO pending_message (message_id, endpoint_id, next_attempt_at, is_retry, lease_owner, "
                "lease_until) SELECT id, endpoint_id, next_attempt_at, status = 'resent', lease_owner, lease_until "
                "FROM message WHERE next_attempt_at IS NOT NULL")
-    # Plain ALTERs, no batch (copy-and-rename) on SQLite: dropping the old message table would
-    # cascade to its attempts and pending rows (foreign keys are on).
-    op.drop_index("ix_message_due", table_name="message")
+    # Plain ALTERs (SQLite 3.35+ drops a column in place), no batch copy-and-rename: on SQLite,
+    # dropping the old message table would cascade to its attempts and pending rows (foreign keys on).
     op.drop_index("ix_message_leased", table_name="message")
     op.drop_index("ix_message_resend_of_id", table_name="message")
     op.create_index("ix_message_resend_of_id", "message", ["resend_of_id"],
@@ -56,8 +56,6 @@ def downgrade():
     op.create_index("ix_message_resend_of_id", "message", ["resend_of_id"])
     op.create_index("ix_message_leased", "message", ["lease_until"], sqlite_where=sa.text("lease_owner IS NOT NULL"),
                     postgresql_where=sa.text("lease_owner IS NOT NULL"))
-    op.create_index("ix_message_due", "message", ["endpoint_id", "id"], sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
-                    postgresql_where=sa.text("next_attempt_at IS NOT NULL"))
     op.execute("UPDATE message SET lease_owner = (SELECT lease_owner FROM pending_message WHERE message_id = message.id), "
                "lease_until = (SELECT lease_until FROM pending_message WHERE message_id = message.id)")
     op.drop_index("ix_pending_message_leased", table_name="pending_message")

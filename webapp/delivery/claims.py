@@ -123,7 +123,9 @@ class ClaimPlan:
 
 def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.datetime) -> list[list[MessageContent]]:
     """Lease what each plan allows, oldest first; the messages of each plan, in plan order."""
-    chosen = [_lease_ids(conn, owner, plan, now) for plan in plans]
+    wanted = [_choose(conn, plan, now) for plan in plans]
+    held = _lease(conn, owner, plans, wanted)
+    chosen = [[message_id for message_id in ids if message_id in held] for ids in wanted]
     every_id = [message_id for ids in chosen for message_id in ids]
     if not every_id:
         return [[] for _ in plans]
@@ -134,19 +136,30 @@ def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.dat
     return [[contents[i] for i in sorted(ids) if i in contents] for ids in chosen]
 
 
-def _lease_ids(conn: Connection, owner: str, plan: ClaimPlan, now: dt.datetime) -> list[int]:
+def _choose(conn: Connection, plan: ClaimPlan, now: dt.datetime) -> list[int]:
+    """The oldest due messages the plan may take, locked (not yet leased)."""
     if plan.take == rules.NOTHING or plan.limit <= 0:
         return []
     values = {"b_endpoint": plan.endpoint_id, "b_now": now, "b_limit": plan.limit}
     if plan.take == rules.ALL_DUE:
-        ids = conn.execute(CHOOSE[rules.ALL_DUE], values).scalars().all()
-    else:
-        ids = conn.execute(CHOOSE[RESENT], values).scalars().all()
-        if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
-            ids = conn.execute(CHOOSE[QUEUED], {**values, "b_limit": 1}).scalars().all()
-    if not ids:
-        return []
-    return conn.execute(LEASE, {"b_ids": ids, "b_owner": owner, "b_until": plan.until}).scalars().all()
+        return conn.execute(CHOOSE[rules.ALL_DUE], values).scalars().all()
+    ids = conn.execute(CHOOSE[RESENT], values).scalars().all()
+    if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
+        ids = conn.execute(CHOOSE[QUEUED], {**values, "b_limit": 1}).scalars().all()
+    return ids
+
+
+def _lease(conn: Connection, owner: str, plans: list[ClaimPlan], wanted: list[list[int]]) -> set[int]:
+    """Lease what was chosen, one statement per lease end (a fan-out's thousand endpoints share a few)."""
+    by_until: dict[dt.datetime, list[int]] = {}
+    for plan, ids in zip(plans, wanted):
+        by_until.setdefault(plan.until, []).extend(ids)
+    held = set()
+    for until, ids in by_until.items():
+        for first in range(0, len(ids), 1000):
+            held.update(conn.execute(LEASE, {"b_ids": ids[first:first + 1000], "b_owner": owner, "b_until": until})
+                        .scalars())
+    return held
 
 
 def _retry_pending(conn: Connection, endpoint_id: int) -> bool:

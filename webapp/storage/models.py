@@ -163,6 +163,14 @@ class Message(db.Model):
     pending: Mapped[PendingMessage | None] = relationship(lazy="select", viewonly=True)
 
     __table_args__ = (
+        # The queue view: each endpoint's oldest waiting message (ids grow with time), and how many wait.
+        Index(
+            "ix_message_due",
+            "endpoint_id",
+            "id",
+            sqlite_where=text("next_attempt_at IS NOT NULL"),
+            postgresql_where=text("next_attempt_at IS NOT NULL"),
+        ),
         # The queue view: each endpoint's next attempt per status.
         Index(
             "ix_message_pending",
