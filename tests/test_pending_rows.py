@@ -224,3 +224,16 @@ def test_a_message_a_worker_holds_says_it_is_being_sent_in_the_log_and_on_its_pa
     assert log.count("sending now") == 1
     assert "sending now" in operator.get(f"/log/{held}").get_data(as_text=True)
     assert "sending now" not in operator.get(f"/log/{waiting}").get_data(as_text=True)
+
+
+def test_two_claims_of_one_endpoint_in_the_same_transaction_never_share_a_message(app):
+    """Two lanes of an endpoint may ask in the same cycle of the ledger: its own row locks do not hold
+    the second back, only the first one's lease does."""
+    endpoint_id = make_endpoint("http://127.0.0.1:9/").id
+    emit_many([("checkout", f"c{i}", {}) for i in range(10)])
+    now = utcnow()
+    plan = claims.ClaimPlan(endpoint_id, rules.ALL_DUE, 6, now + dt.timedelta(seconds=30))
+    with ledger_of(app).transaction() as conn:
+        first, second = claims.claim_many(conn, "a-worker", [plan, plan], now)
+    ids = [content.message_id for content in first + second]
+    assert len(first) == 6 and len(second) == 4 and len(set(ids)) == 10

@@ -123,9 +123,9 @@ class ClaimPlan:
 
 def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.datetime) -> list[list[MessageContent]]:
     """Lease what each plan allows, oldest first; the messages of each plan, in plan order."""
-    wanted = [_choose(conn, plan, now) for plan in plans]
-    held = _lease(conn, owner, plans, wanted)
-    chosen = [[message_id for message_id in ids if message_id in held] for ids in wanted]
+    # One plan after the other: two lanes of an endpoint may claim in the same cycle, and the second
+    # must not choose what the first is about to lease (its own row locks do not hold it back).
+    chosen = [_lease(conn, owner, plan, _choose(conn, plan, now)) for plan in plans]
     every_id = [message_id for ids in chosen for message_id in ids]
     if not every_id:
         return [[] for _ in plans]
@@ -149,17 +149,10 @@ def _choose(conn: Connection, plan: ClaimPlan, now: dt.datetime) -> list[int]:
     return ids
 
 
-def _lease(conn: Connection, owner: str, plans: list[ClaimPlan], wanted: list[list[int]]) -> set[int]:
-    """Lease what was chosen, one statement per lease end (a fan-out's thousand endpoints share a few)."""
-    by_until: dict[dt.datetime, list[int]] = {}
-    for plan, ids in zip(plans, wanted):
-        by_until.setdefault(plan.until, []).extend(ids)
-    held = set()
-    for until, ids in by_until.items():
-        for first in range(0, len(ids), 1000):
-            held.update(conn.execute(LEASE, {"b_ids": ids[first:first + 1000], "b_owner": owner, "b_until": until})
-                        .scalars())
-    return held
+def _lease(conn: Connection, owner: str, plan: ClaimPlan, ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    return conn.execute(LEASE, {"b_ids": ids, "b_owner": owner, "b_until": plan.until}).scalars().all()
 
 
 def _retry_pending(conn: Connection, endpoint_id: int) -> bool:
