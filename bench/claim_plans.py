@@ -1,4 +1,4 @@
-"""``python -m bench.claim_plans --database postgresql://... [--messages N]``: the ledger's claim and record at N messages.
+"""``python -m bench.claim_plans --database postgresql://... [--messages N]``: claim and record at N messages.
 
 Seeds the dashboard benchmark's log (N messages over 10 endpoints, 90 days; a
 failing endpoint with N/100 waiting, the others 20 each), then, in one of the

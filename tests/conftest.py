@@ -26,8 +26,8 @@ from tests.support.web import FreshContextClient, Operator
 from webapp.runtime.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("attempt", "pending_message", "message", "event", "stats_minute", "stats_hour", "stats_day", "endpoint", "api_token",
-          "operator_session", '"user"')
+TABLES = ("attempt", "pending_message", "message", "event", "stats_minute", "stats_hour", "stats_day", "endpoint",
+          "api_token", "operator_session", '"user"')
 
 
 # Tests that start real worker processes or drive a browser: `pytest -m "not slow"` leaves them out

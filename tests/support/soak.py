@@ -272,7 +272,8 @@ def check_states(ledger: Ledger, max_attempts: int) -> list[str]:
     half_final = [r.id for r in ledger.messages
                   if r.status in (DONE, FAILED) and (r.next_attempt_at is not None or r.pending)]
     if half_final:
-        problems.append(f"{len(half_final)} final messages still due or pending (two states), e.g. ids {half_final[:5]}")
+        problems.append(f"{len(half_final)} final messages still due or pending (two states), "
+                        f"e.g. ids {half_final[:5]}")
     orphans = [r.id for r in ledger.messages if r.status not in (DONE, FAILED) and not r.pending]
     if orphans:
         problems.append(f"{len(orphans)} messages waiting with nothing to deliver them, e.g. ids {orphans[:5]}")

@@ -1,4 +1,4 @@
-"""The schema: endpoints, events, messages, attempts, operators, their sessions and API tokens.
+"""The schema: endpoints, events, messages and their delivery queue, attempts, operators, sessions and API tokens.
 
 Timestamps are naive UTC datetimes (the same on SQLite and PostgreSQL).
 Message ids grow with creation time, so "newest first" is ``ORDER BY id DESC``

@@ -25,7 +25,8 @@ def make_due(connection: Connection, endpoint_id: int, now: dt.datetime) -> int:
     """Everything of the endpoint that waits for later and no worker holds, due ``now``; how many."""
     rows = PendingMessage.__table__
     moved = connection.execute(
-        update(rows).where(rows.c.endpoint_id == endpoint_id, rows.c.next_attempt_at > now, rows.c.lease_owner.is_(None))
+        update(rows)
+        .where(rows.c.endpoint_id == endpoint_id, rows.c.next_attempt_at > now, rows.c.lease_owner.is_(None))
         .values(next_attempt_at=now).returning(rows.c.message_id)
     ).scalars().all()
     update_messages(connection, moved, next_attempt_at=now)
