@@ -21,6 +21,11 @@ depends_on = None
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def only_where(condition: str) -> dict:
+    """A partial index's condition, for both databases."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 def upgrade():
     op.create_table(
         "pending_message",
@@ -35,8 +40,7 @@ def upgrade():
     )
     op.create_index("ix_pending_message_endpoint", "pending_message", ["endpoint_id", "message_id"])
     op.create_index("ix_pending_message_leased", "pending_message", ["lease_until"],
-                    sqlite_where=sa.text("lease_owner IS NOT NULL"),
-                    postgresql_where=sa.text("lease_owner IS NOT NULL"))
+                    **only_where("lease_owner IS NOT NULL"))
     op.execute("INSERT INTO pending_message (message_id, endpoint_id, next_attempt_at, is_retry, lease_owner, "
                "lease_until) SELECT id, endpoint_id, next_attempt_at, status = 'resent', lease_owner, lease_until "
                "FROM message WHERE next_attempt_at IS NOT NULL")
@@ -44,9 +48,7 @@ def upgrade():
     # dropping the old message table would cascade to its attempts and pending rows (foreign keys on).
     op.drop_index("ix_message_leased", table_name="message")
     op.drop_index("ix_message_resend_of_id", table_name="message")
-    op.create_index("ix_message_resend_of_id", "message", ["resend_of_id"],
-                    sqlite_where=sa.text("resend_of_id IS NOT NULL"),
-                    postgresql_where=sa.text("resend_of_id IS NOT NULL"))
+    op.create_index("ix_message_resend_of_id", "message", ["resend_of_id"], **only_where("resend_of_id IS NOT NULL"))
     op.drop_column("message", "lease_owner")
     op.drop_column("message", "lease_until")
 
@@ -56,8 +58,7 @@ def downgrade():
     op.add_column("message", sa.Column("lease_until", sa.DateTime(), nullable=True))
     op.drop_index("ix_message_resend_of_id", table_name="message")
     op.create_index("ix_message_resend_of_id", "message", ["resend_of_id"])
-    op.create_index("ix_message_leased", "message", ["lease_until"], sqlite_where=sa.text("lease_owner IS NOT NULL"),
-                    postgresql_where=sa.text("lease_owner IS NOT NULL"))
+    op.create_index("ix_message_leased", "message", ["lease_until"], **only_where("lease_owner IS NOT NULL"))
     op.execute("UPDATE message SET "
                "lease_owner = (SELECT lease_owner FROM pending_message WHERE message_id = message.id), "
                "lease_until = (SELECT lease_until FROM pending_message WHERE message_id = message.id)")
