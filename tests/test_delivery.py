@@ -123,6 +123,21 @@ def test_response_body_is_stored_capped(app, start_worker):
         assert attempt.response_body == "x" * 1000 and attempt.response_truncated
 
 
+def test_an_answer_holding_nul_bytes_is_recorded_on_every_database(app, start_worker):
+    """PostgreSQL's text cannot hold NUL: the attempt is written with U+FFFD in their place."""
+    with Receiver(status=500, response_body=b"bad\x00answer") as receiver:
+        endpoint = make_endpoint(receiver.url)
+        start_worker(env={"WEBHOOKS_MAX_ATTEMPTS": "1"})
+        event = emit("checkout", "c1", {"note": "\x00"})
+        message = final(event.messages[0].id)
+        [attempt] = attempts_of(message.id)
+    assert message.status == FAILED and attempt.response_code == 500
+    assert attempt.response_body == "bad\ufffdanswer" and attempt.error == "receiver answered 500 Internal Server Error"
+    assert json.loads(attempt.request_body)["data"] == {"note": "\x00"}
+    db.session.refresh(endpoint)
+    assert endpoint.last_error == attempt.error
+
+
 def test_use_proxy_sends_through_the_installation_proxy(app, receiver, forward_proxy, start_worker):
     proxied = make_endpoint(receiver.url, use_proxy=True, actions=["checkout"])
     make_endpoint(receiver.url, use_proxy=False, actions=["checkout"])

@@ -179,6 +179,20 @@ def test_what_arrived_of_a_cut_answer_is_kept_and_marked_truncated():
     assert outcome.response_code == 500 and outcome.response_body == "abc" and outcome.response_truncated
 
 
+@pytest.mark.parametrize("answer, error, body", [
+    (b"HTTP/1.1 503 Un\x00available\r\nContent-Length: 4\r\n\r\nno\x00!", "receiver answered 503 Un\ufffdavailable",
+     "no\ufffd!"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\x00\x00\x00", None, "\ufffd" * 3),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-16-le\r\nContent-Length: 4\r\n\r\na\x00\x00\x00",
+     None, "a\ufffd"),
+])
+def test_a_nul_in_the_answer_is_kept_as_a_replacement_character(answer, error, body):
+    """PostgreSQL's text holds no NUL: one left in a body or reason phrase made the outcome unwritable."""
+    with Answering(answer) as receiver:
+        [outcome] = sends(receiver.url)
+    assert outcome.error == error and outcome.response_body == body
+
+
 @pytest.mark.parametrize("name, value", [("X-Bad", "a\r\nX-Injected: 1"), ("X-Bad", "a\nb"), ("X-Bad", "a\x00"),
                                          ("X Bad", "a"), ("X-Bad:", "a"), ("", "a")])
 def test_a_header_http_does_not_allow_is_refused_before_anything_is_sent(name, value):

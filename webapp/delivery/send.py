@@ -133,7 +133,13 @@ def as_text(body: bytes, content_type: str) -> str:
         codec = codecs.lookup(found.group(1)).name if found else "utf-8"
     except LookupError:
         codec = "utf-8"
-    return body.decode(codec, errors="replace")
+    return storable(body.decode(codec, errors="replace"))
+
+
+def storable(text: str) -> str:
+    """A receiver's text with each NUL shown as U+FFFD, as undecodable bytes are: PostgreSQL's text
+    cannot hold NUL, and one in a body or reason phrase made the whole outcome unwritable."""
+    return text.replace("\x00", "\ufffd")
 
 
 def release(response, *, reuse: bool) -> None:
@@ -158,7 +164,7 @@ def timeout_error(timeout: float) -> str:
 
 def describe_status(status: int, reason: str | None, headers) -> str:
     """Why a response that arrived still counts as unsuccessful."""
-    text = f"receiver answered {status} {reason or ''}".rstrip()
+    text = f"receiver answered {status} {storable(reason or '')}".rstrip()
     if 300 <= status < 400:
         location = headers.get("Location", "")
         return f"{text}; redirects are not followed" + (f" (Location: {location[:200]})" if location else "")
