@@ -8,13 +8,14 @@ import email.utils
 import re
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.support.factories import attempts_of, final, make_endpoint, reload_message
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until
 from webapp.domain.events import emit, emit_many
 from webapp.extensions import db
-from webapp.storage.models import Endpoint, Message
+from webapp.storage.models import Endpoint, Message, PendingMessage
 from webapp.storage.statuses import DONE, FAILED, QUEUED
 
 pytestmark = pytest.mark.db
@@ -113,6 +114,38 @@ def test_410_gone_disables_the_endpoint_with_the_reason_and_its_messages_wait(ap
         assert all(m.next_attempt_at is not None for m in waiting)
         view = operator.get(f"/log/{waiting[-1].id}").get_data(as_text=True)
         assert "waiting: endpoint disabled (the receiver answered 410 Gone)" in view
+
+
+@pytest.mark.parametrize("stop, error", [
+    ((410, {}), "receiver answered 410 Gone"),
+    ((503, {"Retry-After": "120"}), "receiver answered 503 Service Unavailable (Retry-After: 120)"),
+])
+def test_in_order_what_was_claimed_ahead_is_never_sent_after_the_receiver_says_stop(app, start_worker, stop, error):
+    """Queue batches off, on PostgreSQL, a lane claims its next batches while it sends one (lane.Lane._claim_ahead).
+    A 410 or a Retry-After in the middle of a run stops it there: what was claimed ahead goes back uncounted,
+    and nothing after the stopping message is sent."""
+    status, headers = stop
+
+    def answer(request):
+        return (status, headers, b"stop") if request.json()["customer"] == "c300" else (200, {}, b"ok")
+
+    with Receiver(handler=answer) as receiver:
+        ordered = make_endpoint(receiver.url, queue_batches=False)
+        start_worker()
+        events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(1000)])
+        stopping = events[300].messages[0].id
+        wait_until(lambda: attempts_of(stopping) and not leased(ordered.id), timeout=30,
+                   message="the stopping message was tried and the lane let go of the rest")
+        assert [r.json()["customer"] for r in receiver.requests] == [f"c{i}" for i in range(301)]
+        assert attempts_of(stopping)[0].error == error
+        after = [reload_message(e.messages[0].id) for e in events[301:]]
+        assert {(m.status, m.attempts) for m in after} == {(QUEUED, 0)}
+
+
+def leased(endpoint_id: int) -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(PendingMessage).where(
+        PendingMessage.endpoint_id == endpoint_id, PendingMessage.lease_owner.is_not(None)))
 
 
 def test_re_enabling_offers_one_idempotent_click_to_resend_what_failed_while_down(app, operator, start_worker):

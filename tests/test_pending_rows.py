@@ -11,12 +11,12 @@ import datetime as dt
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from tests.conftest import ROOT
 from tests.support.factories import attempts_of, make_endpoint
 from tests.support.receiver import Receiver
-from webapp.delivery import claims, records
+from webapp.delivery import claims, postgresql_bulk, records
 from webapp.delivery import health as rules
 from webapp.delivery.engine import Engine
 from webapp.delivery.ledger import Ledger
@@ -158,6 +158,40 @@ def test_a_claim_reads_only_the_rows_it_takes_whatever_the_statistics_say(app):
     # Per row taken: the walk reads an index entry and the row, the update finds it again by key
     # (another two). Reading and sorting the backlog read 6,128 here.
     assert read <= 5 * 64, f"a claim of 64 read {read} rows of the backlog of 3,000"
+
+
+def test_recording_a_batch_finds_each_pending_row_by_key_not_by_comparing_it_with_every_lease(app):
+    """On PostgreSQL, with statistics taken before the leases, the planner read the worker's leased rows
+    through their small index and compared each with every outcome of the batch (200 x 200)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the plan question is PostgreSQL's: SQLite runs one keyed statement per row")
+    endpoint_id = make_endpoint("http://127.0.0.1:9/").id
+    emit_many([("checkout", f"c{i}", {}) for i in range(1000)])
+    db.session.execute(text("ANALYZE"))
+    db.session.commit()
+    now = utcnow()
+    with ledger_of(app).transaction() as conn:
+        [taken] = claims.claim_many(conn, "a-worker", [claims.ClaimPlan(
+            endpoint_id, rules.ALL_DUE, 200, now + dt.timedelta(seconds=30))], now)
+        rows = [{"b_id": content.message_id, "status": DONE if content.message_id % 2 else RESENT, "attempts": 1,
+                 "response_code": 200, "response_class": 2, "last_attempt_at": now,
+                 "next_attempt_at": None if content.message_id % 2 else now + dt.timedelta(seconds=10)}
+                for content in taken]
+        values = {**postgresql_bulk.columns(rows, postgresql_bulk.STATUS_TYPES), "b_owner": "a-worker"}
+        with conn.connection.driver_connection.cursor(binary=True) as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + postgresql_bulk.RECORD_STATUSES, values)
+            [[plan]] = cursor.fetchall()
+        changed = conn.execute(select(func.count()).select_from(Message).where(Message.attempts == 1)).scalar()
+        conn.rollback()
+    assert len(taken) == 200 and changed == 200
+    compared = sum(node.get("Rows Removed by Join Filter", 0) for node in plan_nodes(plan[0]["Plan"]))
+    assert compared < len(taken), f"recording 200 outcomes compared {compared} pairs of rows"
+
+
+def plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
 
 
 def ledger_of(app) -> Ledger:

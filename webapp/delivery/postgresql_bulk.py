@@ -24,15 +24,19 @@ def _unnest(types: dict[str, str]) -> str:
 
 # One statement: the pending rows still leased by us end (deleted) or become due again, and only the
 # messages they belong to take their new status. Every part sees the rows as they were before it,
-# and the DELETE and UPDATE recheck the lease on the rows they lock.
+# and the DELETE and UPDATE recheck the lease on the rows they lock. The lease owner is joined (``me``),
+# not compared with a constant: as a constant, the planner found the pending rows through the small
+# index of leased rows and compared each with every outcome of the batch (200 x 200 comparisons at a
+# batch of 200, 9 of the statement's 13.5 ms in EXPLAIN ANALYZE); joined, each finds its row by key.
 _VALUES = f"{_unnest(STATUS_TYPES)} AS v({', '.join(STATUS_TYPES).replace('b_id', 'id')})"
 RECORD_STATUSES = (
     f"WITH v AS (SELECT * FROM {_VALUES}), "
-    "ended AS (DELETE FROM pending_message p USING v WHERE p.message_id = v.id AND v.next_attempt_at IS NULL "
-    "AND p.lease_owner = %(b_owner)s RETURNING p.message_id), "
+    "me AS MATERIALIZED (SELECT CAST(%(b_owner)s AS varchar) AS owner), "
+    "ended AS (DELETE FROM pending_message p USING v, me WHERE p.message_id = v.id AND v.next_attempt_at IS NULL "
+    "AND p.lease_owner = me.owner RETURNING p.message_id), "
     "retried AS (UPDATE pending_message p SET next_attempt_at = v.next_attempt_at, is_retry = true, "
-    "lease_owner = NULL, lease_until = NULL FROM v WHERE p.message_id = v.id AND v.next_attempt_at IS NOT NULL "
-    "AND p.lease_owner = %(b_owner)s RETURNING p.message_id) "
+    "lease_owner = NULL, lease_until = NULL FROM v, me WHERE p.message_id = v.id AND v.next_attempt_at IS NOT NULL "
+    "AND p.lease_owner = me.owner RETURNING p.message_id) "
     "UPDATE message SET status = v.status, attempts = v.attempts, response_code = v.response_code, "
     "response_class = v.response_class, last_attempt_at = v.last_attempt_at, next_attempt_at = v.next_attempt_at "
     "FROM v WHERE message.id = v.id "

@@ -35,17 +35,28 @@ STAT_COLUMNS = ("attempts", "succeeded", "done", "failed", "retried", "duration_
 _UPSERTS: dict[tuple[str, str], object] = {}
 
 
+PERIODS = ((StatsMinute.__table__, {}), (StatsHour.__table__, {"minute": 0}),
+           (StatsDay.__table__, {"minute": 0, "hour": 0}))
+
+
 def add_stats(conn: Connection, results_by_endpoint: dict[int, list[tuple[MessageContent, Outcome]]],
               policy: RetryPolicy) -> None:
-    """Count outcomes into the per-minute, -hour and -day rollups: one statement per table, rows in key order."""
-    for table, truncate in ((StatsMinute.__table__, {}), (StatsHour.__table__, {"minute": 0}),
-                            (StatsDay.__table__, {"minute": 0, "hour": 0})):
+    """Count outcomes into the per-minute, -hour and -day rollups: one statement per table, rows in key order.
+
+    Each outcome is counted once, into its minute; hours and days add up those minutes (a batch
+    spans a minute or two, so that is a handful of sums, not one count per outcome and period).
+    """
+    minutes: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
+    for endpoint_id, results in results_by_endpoint.items():
+        for content, outcome in results:
+            status = policy.next_status(outcome.succeeded, content.attempt_number)
+            count(minutes[endpoint_id, outcome.started_at.replace(second=0, microsecond=0)], content, outcome, status)
+    for table, truncate in PERIODS:
         buckets: dict[tuple[int, dt.datetime], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAT_COLUMNS, 0))
-        for endpoint_id, results in results_by_endpoint.items():
-            for content, outcome in results:
-                start = outcome.started_at.replace(second=0, microsecond=0, **truncate)
-                count(buckets[endpoint_id, start], content, outcome, policy.next_status(outcome.succeeded,
-                                                                                        content.attempt_number))
+        for (endpoint_id, minute), counts in minutes.items():
+            period = buckets[endpoint_id, minute.replace(**truncate)]
+            for name, value in counts.items():
+                period[name] += value
         rows = [{"endpoint_id": key[0], "start": key[1], **counts} for key, counts in sorted(buckets.items())]
         if rows:
             conn.execute(_upsert_statement(conn.dialect.name, table), rows)
