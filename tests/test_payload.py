@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from webapp.delivery.payload import envelope, flatten, render_body
-from webapp.domain.events import DATA_ENCODER
+from webapp.storage.models import EVENT_DATA_ENCODER
 
 CREATED = dt.datetime(2026, 1, 2, 3, 4, 5, 678000)
 
@@ -27,7 +27,7 @@ def test_json_body_is_the_envelope():
 def test_the_json_body_carries_the_stored_data_as_if_the_whole_envelope_were_encoded_at_once(data):
     """Delivery splices the event's stored JSON text into the envelope instead of decoding and encoding it
     again: the bytes must be those of encoding the envelope in one go, as every earlier attempt sent them."""
-    stored = DATA_ENCODER.encode(data)
+    stored = EVENT_DATA_ENCODER.encode(data)
     body = render_body("json", envelope("evt_\"1", "checkout", "cust ✓", CREATED, stored))
     whole = {"id": "evt_\"1", "action": "checkout", "customer": "cust ✓", "created_at": "2026-01-02T03:04:05.678Z",
              "data": data}

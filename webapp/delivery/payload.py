@@ -10,8 +10,8 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-# The events' own encoding (domain.events.DATA_ENCODER): what emit stored is spliced in as it is.
-ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+from ..storage.models import EVENT_DATA_ENCODER
+
 JSON = "json"
 FORM = "form"
 CONTENT_TYPES = {JSON: "application/json", FORM: "application/x-www-form-urlencoded"}
@@ -39,7 +39,8 @@ def render_body(content_type: str, message: dict) -> bytes:
         return urlencode(list(flatten(message))).encode()
     # Stored JSON text goes in as it is, not parsed and encoded again (a fifth of a sender's CPU): it was
     # written in this same encoding, so the bytes are those of encoding the whole envelope at once.
-    fields = (f"{ENCODER.encode(key)}:{data if key == 'data' and isinstance(data, str) else ENCODER.encode(value)}"
+    encode = EVENT_DATA_ENCODER.encode
+    fields = (f"{encode(key)}:{data if key == 'data' and isinstance(data, str) else encode(value)}"
               for key, value in message.items())
     return ("{" + ",".join(fields) + "}").encode()
 

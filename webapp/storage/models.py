@@ -123,6 +123,12 @@ class Endpoint(db.Model):
         self.custom_headers_json = json.dumps(value)
 
 
+# How an event's data is stored as JSON text: compact and in one encoding, so delivery puts the stored
+# text into a message's body as it is (delivery.payload). Made once: json.dumps() with options builds
+# an encoder per call, a third of its cost.
+EVENT_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class Event(db.Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_event_id)
     action: Mapped[str] = mapped_column(String(100))
