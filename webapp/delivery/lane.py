@@ -68,8 +68,7 @@ class EndpointState:
         """How many messages to claim next: about BATCH_SECONDS of sending, within the claim's cap."""
         if self.seconds_per_attempt is None or self.target is None:
             return FIRST_CLAIM
-        most = claims.batch_size(ordered=not self.target.queue_batches)
-        return max(1, min(most, int(BATCH_SECONDS / max(self.seconds_per_attempt, 1e-4))))
+        return max(1, min(claims.MOST_PER_CLAIM, int(BATCH_SECONDS / max(self.seconds_per_attempt, 1e-4))))
 
     def note(self, outcome: Outcome, max_wait: float) -> None:
         seconds = outcome.duration_ms / 1000

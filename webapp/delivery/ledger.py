@@ -95,7 +95,7 @@ class Ledger:
     # ------------------------------------------------------------------ what lanes ask
 
     def claim(self, endpoint_id: int, limit: int) -> Future:
-        """Up to ``limit`` of the endpoint's messages that may be sent now (see health.gate, claims.batch_size)."""
+        """Up to ``limit`` of the endpoint's messages that may be sent now (see health.gate, claims.MOST_PER_CLAIM)."""
         return self._submit("claim", (endpoint_id, limit), Future())
 
     def record(self, endpoint_id: int, results: list[tuple[MessageContent, Outcome]], known: Health) -> Future:
@@ -248,7 +248,7 @@ class Ledger:
             else:
                 until = now + dt.timedelta(seconds=self.settings.lease_seconds(row.timeout or 1))
                 plans.append((len(answers), claims.ClaimPlan(
-                    endpoint_id, gate.take, min(limit, claims.batch_size(not row.queue_batches)), until)))
+                    endpoint_id, gate.take, min(limit, claims.MOST_PER_CLAIM), until)))
                 answers.append(None)
         taken = claims.claim_many(conn, self.settings.owner, [plan for _, plan in plans], now)
         for (index, plan), messages in zip(plans, taken):
