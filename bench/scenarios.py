@@ -8,8 +8,8 @@ starts, so their start-up is never timed.
 
 Delivery timer: from the first ``emit_many`` call (events go in by 1,000 per
 call, while the workers already deliver) until a poll of the database first
-sees no message left ``queued`` or ``resent``; then every message must be
-``done``. The poll runs every 50 ms, so a figure is at most 50 ms pessimistic.
+sees no message left to send (no ``pending_message`` row); then every message
+must be ``done``. The poll runs every 50 ms, so a figure is at most 50 ms pessimistic.
 """
 from __future__ import annotations
 
@@ -88,10 +88,13 @@ def scalar(query):
 
 
 def pending_messages() -> int:
-    from webapp.storage.models import Message
-    from webapp.storage.statuses import PENDING_STATUSES
+    """Messages not final yet: their ``pending_message`` rows, which end in the transaction that makes
+    the message final. Counting the log's ``message`` rows by status instead cost PostgreSQL 5-7 ms
+    per poll during a drain (every status change leaves a dead index entry behind), a tenth of a core
+    at 20 polls/s taken from the product it measures; this table holds only what is left."""
+    from webapp.storage.models import PendingMessage
 
-    return scalar(select(func.count()).select_from(Message).where(Message.status.in_(PENDING_STATUSES)))
+    return scalar(select(func.count()).select_from(PendingMessage))
 
 
 def status_counts() -> dict[str, int]:
