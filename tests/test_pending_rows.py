@@ -275,13 +275,16 @@ def test_two_claims_of_one_endpoint_in_the_same_transaction_never_share_a_messag
 
 @pytest.mark.parametrize("queue_batches", [True, False])
 def test_no_claim_takes_more_than_the_cap_however_many_a_lane_asks_for(app, queue_batches):
-    """Every claim is one transaction (on SQLite one the other workers wait for): a lane asking for
-    thousands gets claims.MOST_PER_CLAIM, oldest first, and the rest stay for the next claim."""
+    """Every claim is one transaction (on SQLite one the other workers wait for): a lane asking the
+    ledger for thousands gets claims.MOST_PER_CLAIM, oldest first."""
     endpoint_id = make_endpoint("http://127.0.0.1:9/", queue_batches=queue_batches).id
     emit_many([("checkout", f"c{i}", {}) for i in range(claims.MOST_PER_CLAIM + 30)])
     ledger = ledger_of(app)
-    with ledger.transaction() as conn:
-        [claimed] = ledger._claims(conn, [(endpoint_id, 10_000)], utcnow())
+    ledger.start()
+    try:
+        claimed = ledger.claim(endpoint_id, 10_000).result(timeout=20)
+    finally:
+        ledger.stop()
     ids = [content.message_id for content in claimed.messages]
     every_id = db.session.execute(select(Message.id).order_by(Message.id)).scalars().all()
     assert ids == every_id[:claims.MOST_PER_CLAIM]
