@@ -241,6 +241,7 @@ def test_retention_deletes_exactly_what_is_older_than_the_cut_off(app):
     endpoint = make_endpoint("http://127.0.0.1:9/a")
     now = utcnow()
     ages = {"old": 91, "edge_old": 90.01, "edge_new": 89.99, "new": 1}
+    message_ids = {}
     for name, days in ages.items():
         created = now - dt.timedelta(days=days)
         db.session.add(Event(id=name, action="checkout", customer="c", data_json="{}", created_at=created))
@@ -248,17 +249,18 @@ def test_retention_deletes_exactly_what_is_older_than_the_cut_off(app):
                           status="done", created_at=created)
         db.session.add(message)
         db.session.flush()
+        message_ids[name] = message.id
         db.session.add(Attempt(message_id=message.id, number=1, started_at=created, request_method="POST",
                                request_url="u"))
-    # An old event with a new resend keeps its event row.
+    # An old event with a new resend keeps its event row; the resend outlives the message it copied.
     db.session.add(Message(event_id="old", endpoint_id=endpoint.id, action="checkout", customer="c",
-                           status="done", created_at=now))
+                           status="done", created_at=now, resend_of_id=message_ids["old"]))
     db.session.commit()
 
     report = purge(90, batch_size=1)
     assert (report.messages, report.attempts, report.events) == (2, 2, 1)
-    remaining = sorted(m.event_id for m in db.session.scalars(db.select(Message)))
-    assert remaining == ["edge_new", "new", "old"]
+    remaining = sorted((m.event_id, m.resend_of_id) for m in db.session.scalars(db.select(Message)))
+    assert remaining == [("edge_new", None), ("new", None), ("old", None)]
     assert sorted(db.session.scalars(db.select(Event.id))) == ["edge_new", "new", "old"]
 
 

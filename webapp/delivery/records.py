@@ -24,9 +24,9 @@ LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording 
 MESSAGE = Message.__table__
 PENDING = PendingMessage.__table__
 ATTEMPT = Attempt.__table__
-# SQLite: RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"),
-# not one by one.
-INSERT_ATTEMPTS = insert(ATTEMPT).returning(ATTEMPT.c.id)
+# SQLite: one statement stepped per row (executemany). With RETURNING, SQLAlchemy sent multi-row
+# INSERTs whose text changed with the row count, and the driver kept a prepared statement of each.
+INSERT_ATTEMPTS = insert(ATTEMPT)
 
 
 @dataclass(frozen=True)
