@@ -162,9 +162,23 @@ def test_emit_many_returns_the_events_in_order(app):
     assert [stored[e.id] for e in emitted] == [(f"c{i}", {"i": i}) for i in range(10)]
 
 
+def test_emit_many_stores_every_character_as_it_was_given(app):
+    """On SQLite the rows travel as one JSON text (storage/bulk.py): quotes, backslashes, escapes,
+    non-ASCII and characters beyond the BMP come back unchanged, in the event and its messages."""
+    make_endpoint("http://127.0.0.1:9/hook")
+    customers = ['Zoë "Ω" \\ 😀', "x\\u0041 '; DROP TABLE event; --", "[1, 2]", "null"]
+    data = {"note": 'line\nbreak \\ " \u2028 😀 \\u0000', "big": 2**62, "nested": [{"a": None}]}
+    emitted = emit_many([("checkout", customer, data) for customer in customers])
+    db.session.expire_all()
+    events = {e.id: e for e in db.session.scalars(db.select(Event))}
+    assert [(events[e.id].customer, events[e.id].data) for e in emitted] == [(c, data) for c in customers]
+    messages = {m.id: m.customer for m in db.session.scalars(db.select(Message))}
+    assert [messages[m.id] for e in emitted for m in e.messages] == customers
+
+
 def test_emit_many_beyond_one_statement_matches_every_message_to_its_event(app):
-    """10,500 messages: more than one INSERT on either database (storage/bulk.py cuts at 1,000 rows
-    on SQLite, 10,000 on PostgreSQL), each message due once in delivery's queue."""
+    """10,500 messages: more than one INSERT on PostgreSQL (storage/bulk.py cuts its arrays at 10,000
+    rows), one on SQLite; each message due once in delivery's queue."""
     first = make_endpoint("http://127.0.0.1:9/a")
     second = make_endpoint("http://127.0.0.1:9/b")
     emitted = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(5_250)])

@@ -5,7 +5,8 @@ to 128 per connection; psycopg prepares a text it sees often). An ``IN`` of
 one parameter per id, or a multi-row INSERT of one row per attempt, has a new
 text for every batch size, as large as its list: a worker kept one of each size
 it met, and its memory grew with the sizes it had seen. Lists of ids go in as
-one parameter, attempt rows as one statement run per row.
+one parameter; rows as one statement run per row, or as one JSON list (SQLite)
+or one array per column (PostgreSQL) when their ids are wanted back.
 """
 from __future__ import annotations
 
@@ -108,4 +109,11 @@ def test_retention_chooses_its_batches_in_the_database(app):
     with widest_statements() as seen:
         report = purge(90, batch_size=BATCH - 7)  # a full batch, then one of 7
     assert (report.messages, report.events) == (BATCH, BATCH // len(endpoint_ids))
+    assert too_wide(seen) == []
+
+
+def test_emitting_a_list_of_events_binds_no_placeholder_per_event(app):
+    make_endpoint("http://127.0.0.1:9/")
+    with widest_statements() as seen:
+        assert len(emit_many([("checkout", f"c{i}", {"i": i}) for i in range(BATCH)])) == BATCH
     assert too_wide(seen) == []

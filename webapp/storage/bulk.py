@@ -2,10 +2,13 @@
 
 SQLAlchemy's executemany builds and type-processes a parameter dict per row; at 500
 rows that costs more than the database's own work. Here each statement's text is
-built once per table, columns and row count, the values every row shares (a
+built once per table and columns, the values every row shares (a
 timestamp, a status) are type-processed once per call, and the rows go in as
-tuples. SQLite: one multi-row ``INSERT ... VALUES (...), (...) RETURNING`` when
-ids are wanted, else one executemany (a loop in C). PostgreSQL: one array per
+tuples. SQLite: one executemany (a loop in C), or, when ids are wanted back, one
+``INSERT ... SELECT ... FROM json_each(?) RETURNING`` with every row in one JSON
+parameter. A multi-row ``VALUES`` had a text per row count, and SQLite's driver
+keeps a prepared statement for each text it ran: a process kept one, as large as
+its rows, for every batch size it met. PostgreSQL: one array per
 column, expanded by ``unnest`` - the same text for any number of rows, so psycopg
 parses it and the server plans it once per connection (a multi-row VALUES of
 1,000 rows cost psycopg 70 ms of splitting its text on every call), and the
@@ -14,15 +17,13 @@ It runs on the caller's connection, so inside its transaction.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
-
-MAX_ROWS_PER_STATEMENT = 1_000
-MAX_PARAMETERS = 30_000  # under SQLite's 32,766 and PostgreSQL's 65,535
 
 
 def insert_rows(connection: Connection, table: Table, columns: Sequence[str], rows: list[tuple],
@@ -42,16 +43,11 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
     values = tuple(process(dialect, table, name, value) for name, value in shared.items())
     check_unprocessed(dialect, table, tuple(columns))
     if not returning:
-        sql = statement(dialect, table, names, 1, ())
+        sql = statement(dialect, table, names)
         connection.exec_driver_sql(sql, [row + values for row in rows])
         return []
-    per_statement = min(MAX_ROWS_PER_STATEMENT, MAX_PARAMETERS // len(names))
-    found = []
-    for first in range(0, len(rows), per_statement):
-        chunk = rows[first:first + per_statement]
-        sql = statement(dialect, table, names, len(chunk), tuple(returning))
-        found += connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row + values)).all()
-    return found
+    sql = json_statement(dialect, table, tuple(columns), tuple(shared), tuple(returning))
+    return connection.exec_driver_sql(sql, (*values, json.dumps(rows, ensure_ascii=False))).all()
 
 
 def process(dialect: Dialect, table: Table, name: str, value: Any) -> Any:
@@ -72,15 +68,22 @@ def check_unprocessed(dialect: Dialect, table: Table, columns: tuple[str, ...]) 
 
 
 @lru_cache(maxsize=64)
-def statement(dialect: Dialect, table: Table, names: tuple[str, ...], rows: int, returning: tuple[str, ...]) -> str:
+def statement(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str:
+    """One row's INSERT, for executemany."""
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
     quote = dialect.identifier_preparer.quote
-    one_row = "(" + ", ".join([marker] * len(names)) + ")"
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-           f"VALUES {', '.join([one_row] * rows)}")
-    if returning:
-        sql += " RETURNING " + ", ".join(quote(name) for name in returning)
-    return sql
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+            f"VALUES ({', '.join([marker] * len(names))})")
+
+
+@lru_cache(maxsize=64)
+def json_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], shared: tuple[str, ...],
+                   returning: tuple[str, ...]) -> str:
+    """SQLite: INSERT the rows of one JSON list of lists (the shared values as parameters before it)."""
+    quote = dialect.identifier_preparer.quote
+    values = [f"json_extract(value, '$[{i}]')" for i in range(len(columns))] + ["?"] * len(shared)
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
+            f"SELECT {', '.join(values)} FROM json_each(?) RETURNING {', '.join(quote(name) for name in returning)}")
 
 
 def _insert_arrays(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple],
