@@ -1,4 +1,4 @@
-"""Delivery's statements keep one text for any number of messages.
+"""Delivery's statements, and the operators' over many messages, keep one text for any number of them.
 
 A driver keeps a prepared statement per text it has run (Python's sqlite3 up
 to 128 per connection; psycopg prepares a text it sees often). An ``IN`` of
@@ -15,7 +15,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, update
 
 from tests.support.factories import make_endpoint
 from tests.support.receiver import Receiver
@@ -23,11 +23,17 @@ from webapp.delivery import claims, records
 from webapp.delivery import health as rules
 from webapp.delivery.engine import Engine
 from webapp.delivery.outcome import not_sent
+from webapp.domain import queue
+from webapp.domain.delivery_stats import endpoint_stats
+from webapp.domain.endpoint_health import hour_rates
 from webapp.domain.events import emit_many
+from webapp.domain.logbook.filters import LogFilter
+from webapp.domain.logbook.resend import bulk_resend
+from webapp.domain.metrics import rollup_totals
 from webapp.domain.logbook.retention import purge
 from webapp.extensions import db
-from webapp.storage.models import Event, Message, utcnow
-from webapp.storage.statuses import RetryPolicy
+from webapp.storage.models import Event, Message, PendingMessage, utcnow
+from webapp.storage.statuses import FAILED, RESENT, RetryPolicy
 
 pytestmark = pytest.mark.db
 
@@ -116,4 +122,29 @@ def test_emitting_a_list_of_events_binds_no_placeholder_per_event(app):
     make_endpoint("http://127.0.0.1:9/")
     with widest_statements() as seen:
         assert len(emit_many([("checkout", f"c{i}", {"i": i}) for i in range(BATCH)])) == BATCH
+    assert too_wide(seen) == []
+
+
+def test_the_operators_views_and_actions_bind_no_placeholder_per_message_or_endpoint(app, redis_server):
+    """Queue view, dashboard and metrics over 50 endpoints; Try now and a bulk resend of 150 messages."""
+    endpoint_ids = [make_endpoint("http://127.0.0.1:9/", actions=["checkout"]).id for _ in range(50)]
+    busy = make_endpoint("http://127.0.0.1:9/busy", actions=["reward_claimed"])
+    emit_many([("checkout", f"c{i}", {}) for i in range(2)] + [("reward_claimed", f"r{i}", {}) for i in range(BATCH)])
+    later = utcnow() + dt.timedelta(hours=1)
+    db.session.execute(update(PendingMessage).where(PendingMessage.endpoint_id == busy.id)
+                       .values(next_attempt_at=later, is_retry=True))
+    db.session.execute(update(Message).where(Message.endpoint_id == busy.id)
+                       .values(next_attempt_at=later, status=RESENT))
+    db.session.commit()
+    with widest_statements() as seen:
+        assert len(queue.backlogs(endpoint_ids)) == len(endpoint_ids)
+        assert len(queue.next_due(endpoint_ids)) == len(endpoint_ids)
+        assert len(endpoint_stats(endpoint_ids)) == len(endpoint_ids)
+        hour_rates(endpoint_ids)
+        rollup_totals(endpoint_ids)
+        assert queue.try_now(busy) == BATCH
+        db.session.execute(delete(PendingMessage))
+        db.session.execute(update(Message).values(status=FAILED, next_attempt_at=None))
+        db.session.commit()
+        assert bulk_resend(LogFilter(endpoint=busy.id)) == BATCH
     assert too_wide(seen) == []

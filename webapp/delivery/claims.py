@@ -17,21 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    ARRAY,
-    JSON,
-    Connection,
-    any_,
-    bindparam,
-    exists,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, bindparam, exists, or_, select, update
 
 from ..signing.request import MessageContent
 from ..storage.endpoint_lookups import live
+from ..storage.id_lists import DIALECTS, matches_one_of
 from ..storage.models import (
     Endpoint,
     Event,
@@ -55,20 +45,10 @@ EVENT = Event.__table__
 ENDPOINT = Endpoint.__table__
 
 
-def _by_ids(column, name: str) -> dict:
-    """``column`` is one of a list of ids, per database, the list given as one parameter: the statement's
-    text is the same for any number of ids, so it is prepared once per connection. PostgreSQL takes an
-    array (an ``IN`` of 200 parameters was rendered and parsed anew on every claim, a sixth of its time),
-    SQLite a JSON list that json_each reads (its driver kept a prepared statement per list length, up to
-    128 per connection: 8 -> 52 MB of a worker's memory from 10,000 to 100,000 deliveries)."""
-    listed = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
-    return {"postgresql": column == any_(bindparam(name, type_=ARRAY(column.type))),
-            "sqlite": column.in_(select(listed.c.value))}
-
-
 def _per_database(build, column, name: str) -> dict:
-    """One statement per database, from ``build(by_ids)`` with ``_by_ids(column, name)``."""
-    return {dialect: build(by_ids) for dialect, by_ids in _by_ids(column, name).items()}
+    """One statement per database, ``build(by_ids)``: ``column`` one of the list of ids bound as ``name``
+    (one parameter, so the statement's text is the same for any number of ids: storage/id_lists.py)."""
+    return {dialect: build(matches_one_of(dialect, column, name=name)) for dialect in DIALECTS}
 
 
 # --------------------------------------------------------------------------- the endpoint

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ..delivery.rollups import LATENCY_COLUMNS
 from ..extensions import db
+from ..storage.id_lists import one_of
 from ..storage.models import LATENCY_BUCKETS_MS, StatsDay, StatsHour, utcnow
 
 OUTCOMES = ("done", "retried", "failed")
@@ -100,7 +101,7 @@ def endpoint_stats(endpoint_ids: list[int], now: dt.datetime | None = None) -> d
         for table, first, step, kind in ((StatsHour, first_hour, 3600, "hours"), (StatsDay, first_day, 86400, "days")):
             for row in db.session.execute(
                 select(table.endpoint_id, table.start, *[getattr(table, name) for name in SUMMED])
-                .where(table.endpoint_id.in_(endpoint_ids), table.start >= first)
+                .where(one_of(table.endpoint_id, endpoint_ids), table.start >= first)
             ).mappings():
                 index = int((row["start"] - first).total_seconds() // step)
                 periods = getattr(found[row["endpoint_id"]], kind)

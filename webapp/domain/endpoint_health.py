@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from ..delivery.health import Health
 from ..extensions import db
 from ..storage.endpoint_lookups import live
+from ..storage.id_lists import one_of
 from ..storage.models import FAILING, Endpoint, Message, StatsMinute, utcnow
 from ..storage.statuses import QUEUED, RESENT
 
@@ -104,7 +105,7 @@ def hour_rates(endpoint_ids: list[int], now: dt.datetime | None = None) -> dict[
     since = (now or utcnow()) - dt.timedelta(hours=1)
     rows = db.session.execute(
         select(StatsMinute.endpoint_id, func.sum(StatsMinute.attempts), func.sum(StatsMinute.succeeded))
-        .where(StatsMinute.endpoint_id.in_(endpoint_ids), StatsMinute.start >= since)
+        .where(one_of(StatsMinute.endpoint_id, endpoint_ids), StatsMinute.start >= since)
         .group_by(StatsMinute.endpoint_id)
     ).all()
     return {endpoint_id: (int(attempts or 0), int(succeeded or 0)) for endpoint_id, attempts, succeeded in rows}

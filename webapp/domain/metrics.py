@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from ..delivery.rollups import DURATION_COLUMNS, LATENCY_COLUMNS
 from ..extensions import db
 from ..storage.endpoint_lookups import live_endpoints
+from ..storage.id_lists import one_of
 from ..storage.models import (
     DURATION_BUCKETS_MS,
     LATENCY_BUCKETS_MS,
@@ -95,7 +96,7 @@ def rollup_totals(endpoint_ids: list[int]) -> dict[int, dict[str, int]]:
         return {}
     rows = db.session.execute(
         select(StatsDay.endpoint_id, *[func.sum(getattr(StatsDay, name)).label(name) for name in TOTALS])
-        .where(StatsDay.endpoint_id.in_(endpoint_ids)).group_by(StatsDay.endpoint_id)
+        .where(one_of(StatsDay.endpoint_id, endpoint_ids)).group_by(StatsDay.endpoint_id)
     ).mappings()
     return {row["endpoint_id"]: {name: int(row[name] or 0) for name in TOTALS} for row in rows}
 

@@ -15,11 +15,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm import joinedload, lazyload
 
 from ..delivery import dispatch
 from ..extensions import db
 from ..storage import pending
+from ..storage.id_lists import one_of
 from ..storage.models import Endpoint, Message, utcnow
 from ..storage.statuses import QUEUED, RESENT
 from .endpoint_health import health_of, waiting_reason
@@ -78,7 +79,7 @@ def backlogs(endpoint_ids: list[int], exact: bool = False) -> dict[int, Backlog]
         # The next attempt, per status along ix_message_pending (endpoint_id, status, next_attempt_at).
         _first(Message.next_attempt_at, Message.next_attempt_at, Message.status == RESENT),
         _first(Message.next_attempt_at, Message.next_attempt_at, Message.status == QUEUED),
-    ).where(Endpoint.id.in_(endpoint_ids))).all()
+    ).where(one_of(Endpoint.id, endpoint_ids))).all()
     top = None if exact else COUNT_CAP
     return {endpoint_id: Backlog(waiting=min(count, top or count), retrying=min(retries, top or retries),
                                  oldest_at=oldest,
@@ -95,11 +96,11 @@ def next_due(endpoint_ids: list[int]) -> dict[int, Message]:
     rows = db.session.execute(select(
         Endpoint.id, _first(Message.id, Message.next_attempt_at, Message.status == RESENT),
         _first(Message.id, Message.next_attempt_at, Message.status == QUEUED),
-    ).where(Endpoint.id.in_(endpoint_ids))).all()
+    ).where(one_of(Endpoint.id, endpoint_ids))).all()
     wanted = [message_id for row in rows for message_id in row[1:] if message_id is not None]
     loaded = {m.id: m for m in db.session.scalars(
-        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint), selectinload(Message.pending))
-        .where(Message.id.in_(wanted)))}
+        select(Message).options(lazyload(Message.event), lazyload(Message.endpoint), joinedload(Message.pending))
+        .where(one_of(Message.id, wanted)))}
     found = {}
     for endpoint_id, *candidates in rows:
         messages = [loaded[i] for i in candidates if i in loaded]

@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import Connection, delete, update
 
 from . import bulk
+from .id_lists import matches_one_of
 from .models import Message, PendingMessage
 
 
@@ -35,9 +36,10 @@ def make_due(connection: Connection, endpoint_id: int, now: dt.datetime) -> int:
 
 def update_messages(connection: Connection, message_ids: list[int], **values) -> None:
     """Carry a change made to pending rows over to their messages (the log's status and
-    ``next_attempt_at``), in slices that stay under every database's limit on parameters."""
-    for first in range(0, len(message_ids), 1000):
-        connection.execute(update(Message).where(Message.id.in_(message_ids[first:first + 1000])).values(**values))
+    ``next_attempt_at``)."""
+    if message_ids:
+        connection.execute(update(Message).where(matches_one_of(connection.dialect.name, Message.id, ids=message_ids))
+                           .values(**values))
 
 
 def end_unheld(connection: Connection, endpoint_id: int, status: str) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from ...delivery import dispatch
 from ...extensions import db
 from ...storage import pending
+from ...storage.id_lists import one_of
 from ...storage.models import Message, utcnow
 from ...storage.statuses import FAILED, NEW, PENDING_STATUSES
 from .filters import LogFilter, apply
@@ -168,7 +169,7 @@ def resend_all(ids_query: Select) -> int:
         source = select(
             Message.event_id, Message.endpoint_id, Message.action, Message.customer,
             literal(NEW), literal(0), literal(now), literal(now), Message.id, literal(False),
-        ).where(Message.id.in_(ids))
+        ).where(one_of(Message.id, ids))
         columns = ["event_id", "endpoint_id", "action", "customer", "status", "attempts",
                    "created_at", "next_attempt_at", "resend_of_id", "is_test"]
         try:
@@ -180,7 +181,7 @@ def resend_all(ids_query: Select) -> int:
         except IntegrityError:
             # Someone else resent some of these meanwhile: skip them one by one.
             db.session.rollback()
-            for message in list(db.session.scalars(select(Message).where(Message.id.in_(ids)))):
+            for message in list(db.session.scalars(select(Message).where(one_of(Message.id, ids)))):
                 if queue_resend(message) is not None:
                     queued += 1
                     endpoints.add(message.endpoint_id)
