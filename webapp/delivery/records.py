@@ -25,7 +25,7 @@ MESSAGE = Message.__table__
 PENDING = PendingMessage.__table__
 ATTEMPT = Attempt.__table__
 # SQLite: one statement stepped per row (executemany). With RETURNING, SQLAlchemy sent multi-row
-# INSERTs whose text changed with the row count, and the driver kept a prepared statement of each.
+# INSERTs with a text per row count (why that costs memory: storage/id_lists.py).
 INSERT_ATTEMPTS = insert(ATTEMPT)
 
 

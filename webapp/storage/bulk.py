@@ -6,9 +6,8 @@ built once per table and columns, the values every row shares (a
 timestamp, a status) are type-processed once per call, and the rows go in as
 tuples. SQLite: one executemany (a loop in C), or, when ids are wanted back, one
 ``INSERT ... SELECT ... FROM json_each(?) RETURNING`` with every row in one JSON
-parameter. A multi-row ``VALUES`` had a text per row count, and SQLite's driver
-keeps a prepared statement for each text it ran: a process kept one, as large as
-its rows, for every batch size it met. PostgreSQL: one array per
+parameter (a multi-row ``VALUES`` had a text per row count: storage/id_lists.py
+says what that costs). PostgreSQL: one array per
 column, expanded by ``unnest`` - the same text for any number of rows, so psycopg
 parses it and the server plans it once per connection (a multi-row VALUES of
 1,000 rows cost psycopg 70 ms of splitting its text on every call), and the

@@ -23,8 +23,7 @@ class PurgeReport:
 def purge(older_than_days: int, batch_size: int = 1000) -> PurgeReport:
     cutoff = utcnow() - dt.timedelta(days=older_than_days)
     messages = attempts = events = 0
-    # Each batch is chosen by a subquery, not sent back as a list of ids: a list's length is in the
-    # statement's text, and the database driver keeps a prepared statement for every text it met.
+    # Each batch is chosen by a subquery, not sent back as a list of ids (storage/id_lists.py says why).
     oldest = select(Message.id).where(Message.created_at < cutoff).order_by(Message.id).limit(batch_size)
     while True:
         attempts += db.session.execute(delete(Attempt).where(Attempt.message_id.in_(oldest))).rowcount
