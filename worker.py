@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     # Jobs run in this process (no fork): a wake-up hands endpoint ids to the engine's threads.
     worker = SimpleWorker([queue], connection=queue.connection, name=name)
     engine = Engine(app).start()
+    engine.start_lane_threads()
     maintenance = None
     try:
         if args.burst:

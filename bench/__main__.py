@@ -71,6 +71,7 @@ BAD_DAYS = ("isolation", "fanout", "retry_gap")
 MAKE_RUN_WORKERS = default_workers()  # the worker processes of the default set-up (`make run`)
 FAST_RECEIVER = {"batch_on_fast": True, "batch_off_fast": False}  # scenario: queue batches
 TAKING_TURNS = ("ceiling", *FAST_RECEIVER)
+BRIEF = ("fanout",)  # a figure measured over about a second: one busy moment of the machine moves it most
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 Scenario = Callable[[], list[Figure]]
 
@@ -98,9 +99,14 @@ class Plan:
         """Runs per figure (the median is printed). The ceilings, and the product
         on the fast receiver on each database, taking turns (the sides of
         ``ratio_vs_ceiling`` and ``ratio_pg_vs_sqlite``), are cheap and swing most
-        on a busy shared 2-core machine: 3 runs each (2 in ``--quick``);
-        everything else ``--repeat`` times (default 1)."""
-        return max(self.repeat, 2 if self.quick else 3) if scenario in TAKING_TURNS else self.repeat
+        on a busy shared 2-core machine: 3 runs each (2 in ``--quick``); so are
+        the BRIEF ones, 3 runs in a full run; everything else ``--repeat`` times
+        (default 1)."""
+        if scenario in TAKING_TURNS:
+            return max(self.repeat, 2 if self.quick else 3)
+        if scenario in BRIEF and not self.quick:
+            return max(self.repeat, 3)
+        return self.repeat
 
     def worker_counts(self, scenario: str, database: DatabaseKind) -> tuple[int, ...]:
         """Which worker counts to run ``scenario`` with on ``database`` (none: skip it).
@@ -365,7 +371,7 @@ def save_results(report: Report, plan: Plan, receivers: str) -> None:
         f"- software: {software_versions(plan.databases)}",
         f"- N = {plan.count:,} events per scenario (baseline A: {plan.baseline_rq_count:,}), "
         f"runs per figure (median): {plan.runs('ceiling')} for the ceilings and the product on the fast "
-        f"receiver on each database (taking turns), {plan.repeat} for the others",
+        f"receiver on each database (taking turns), {plan.runs('fanout')} for the fan-out, {plan.repeat} for the others",
         f"- receivers: {receivers}",
         f"- databases: {', '.join(d.label for d in plan.databases)}",
         f"- whole run: {time.monotonic() - report.started:.0f} s",

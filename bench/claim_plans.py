@@ -61,8 +61,8 @@ def claim_and_record(app, label: str) -> None:
     now = utcnow() + dt.timedelta(minutes=2)
     plan = claims.ClaimPlan(endpoint_id, rules.ALL_DUE, 64, now + dt.timedelta(seconds=30))
     with ledger.transaction() as conn:
-        print(f"# {label}: choosing\n" + explain(conn, claims.CHOOSE[rules.ALL_DUE],
-                                                   {"b_endpoint": endpoint_id, "b_now": now, "b_limit": 64}),
+        print(f"# {label}: choosing\n" + explain(conn, claims.CHOOSE_MANY_POSTGRESQL,
+                                                   {"b_endpoints": [endpoint_id], "b_limits": [64], "b_now": now}),
               file=sys.stderr)
         before, started = rows_read(conn), time.perf_counter()
         [taken] = claims.claim_many(conn, ledger.settings.owner, [plan], now)

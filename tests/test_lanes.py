@@ -98,3 +98,19 @@ def test_two_lanes_retiring_at_once_leave_the_lanes_wanted(app):
         thread.join(5)
     assert sorted(results) == [False, False, True]
     assert state.lanes == 2 and engine._active_lanes == 2
+
+
+def test_a_worker_starts_every_lane_thread_up_front_and_they_take_work_after(app):
+    """A fan-out on a fresh worker must not wait for threads to start one by one (engine.start_lane_threads)."""
+    app.config["WEBHOOKS_DELIVERY_THREADS"] = 12
+    before = set(threading.enumerate())
+    engine = Engine(app).start()
+    try:
+        engine.start_lane_threads()
+        lane_threads = {t for t in set(threading.enumerate()) - before if t.name.startswith("lane")}
+        assert len(lane_threads) == 12
+        ran = [engine.pool.submit(threading.current_thread) for _ in range(24)]
+        assert {future.result(timeout=5) for future in ran} <= lane_threads
+    finally:
+        engine.stop()
+    assert not [t for t in lane_threads if t.is_alive()]

@@ -64,3 +64,29 @@ def test_a_batch_across_minutes_hours_and_days_is_counted_in_each_period_once(ap
     assert table_rows(StatsDay) == {
         (first, day_before): (2, 1, 1, 0, 1, 30), (first, MIDNIGHT): (2, 1, 1, 1, 0, 120),
         (second, MIDNIGHT): (2, 2, 2, 0, 0, 480)}
+
+
+def buckets(model, endpoint_id: int, start: dt.datetime) -> tuple[dict, int, dict]:
+    """(duration buckets that counted something, the latency sum, latency buckets that counted something)."""
+    row = db.session.scalars(select(model).where(model.endpoint_id == endpoint_id, model.start == start)).one()
+    durations = {name: getattr(row, name) for name in rollups.DURATION_COLUMNS if getattr(row, name)}
+    latencies = {name: getattr(row, name) for name in rollups.LATENCY_COLUMNS if getattr(row, name)}
+    return durations, row.latency_ms, latencies
+
+
+def test_durations_and_latencies_land_in_their_buckets_and_add_up_across_batches(app):
+    endpoint_id = make_endpoint("http://127.0.0.1:9/").id
+    policy = RetryPolicy(5, 10)
+    # Durations 40 ms (<= 50: d0), 160 (<= 250: d2), 160, 70000 (past 60000: d10). The last one failed,
+    # so three latencies count, each from the message's creation (5 minutes before midnight) to its end.
+    first = [(content(1), outcome_at(MIDNIGHT, 200, 40)),
+             (content(2), outcome_at(MIDNIGHT + dt.timedelta(seconds=1), 200, 160))]
+    second = [(content(3), outcome_at(MIDNIGHT + dt.timedelta(seconds=2), 200, 160)),
+              (content(4, attempt=5), outcome_at(MIDNIGHT + dt.timedelta(seconds=3), 500, 70_000))]
+    for batch in (first, second):
+        with db.engine.begin() as conn:
+            rollups.add_stats(conn, {endpoint_id: batch}, policy)
+
+    latencies_ms = [300_040, 301_160, 302_160]  # all three within (300,000, 900,000]: l10
+    for model in (StatsMinute, StatsHour, StatsDay):
+        assert buckets(model, endpoint_id, MIDNIGHT) == ({"d0": 1, "d2": 2, "d10": 1}, sum(latencies_ms), {"l10": 3})

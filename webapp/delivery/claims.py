@@ -15,9 +15,11 @@ transaction: the ledger runs many of them in one commit.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, exists, or_, select, update
+from sqlalchemy import ARRAY, Connection, Integer, bindparam, exists, func, literal_column, or_, select, true, \
+    union_all, update
 
 from ..signing.request import MessageContent
 from ..storage.endpoint_lookups import live
@@ -78,13 +80,17 @@ def health_of(row) -> Health:
 # --------------------------------------------------------------------------- claiming
 #
 # The statements below are built once, with bind parameters: building and
-# hashing a statement costs more than SQLite takes to run it, and a claim
-# cycle runs one per endpoint.
+# hashing a statement costs more than SQLite takes to run it.
+
+
+def _due_for(endpoint, *conditions):
+    """The endpoint's messages due now and not leased (``endpoint``: a bound parameter or a column)."""
+    return (PENDING.c.endpoint_id == endpoint, PENDING.c.next_attempt_at <= bindparam("b_now"),
+            PENDING.c.lease_owner.is_(None), *conditions)
 
 
 def _due(*conditions):
-    return (PENDING.c.endpoint_id == bindparam("b_endpoint"), PENDING.c.next_attempt_at <= bindparam("b_now"),
-            PENDING.c.lease_owner.is_(None), *conditions)
+    return _due_for(bindparam("b_endpoint"), *conditions)
 
 
 def _choose_statement(*conditions):
@@ -111,6 +117,27 @@ CONTENT = _per_database(lambda by_ids: (select(MESSAGE.c.id, MESSAGE.c.attempts,
                         MESSAGE.c.id, "ids")
 
 
+# Several endpoints' choices in one statement, each walking its endpoint's index and stopping after
+# its own LIMIT. PostgreSQL: a LATERAL subquery per row of the plans' arrays. SQLite has no LATERAL and
+# takes no LIMIT from an outer row: CHOOSE_WIDTH branches of a UNION ALL, a cycle's plans CHOOSE_WIDTH at
+# a time, the last group padded with branches that match nothing (one statement text: id_lists.py).
+_PLANS = (func.unnest(bindparam("b_endpoints", type_=ARRAY(Integer)), bindparam("b_limits", type_=ARRAY(Integer)))
+          .table_valued("endpoint_id", "most", with_ordinality="place").render_derived(name="plans"))
+_CHOSEN = (select(PENDING.c.message_id).where(*_due_for(_PLANS.c.endpoint_id)).order_by(PENDING.c.message_id)
+           .limit(_PLANS.c.most).with_for_update(skip_locked=True).lateral("chosen"))
+CHOOSE_MANY_POSTGRESQL = select(_PLANS.c.place, _CHOSEN.c.message_id).select_from(_PLANS.join(_CHOSEN, true()))
+CHOOSE_WIDTH = 8  # 32 placeholders on SQLite (endpoint, now, limit, offset per branch)
+
+
+def _choose_branch(place: int):
+    chosen = (select(PENDING.c.message_id).where(*_due_for(bindparam(f"b_endpoint_{place}", type_=Integer)))
+              .order_by(PENDING.c.message_id).limit(bindparam(f"b_limit_{place}")).subquery())
+    return select(literal_column(str(place)).label("place"), chosen.c.message_id)
+
+
+CHOOSE_MANY_SQLITE = union_all(*(_choose_branch(place) for place in range(CHOOSE_WIDTH)))
+
+
 @dataclass(frozen=True)
 class ClaimPlan:
     """One claim of a cycle: what the endpoint's health lets it take, how many, until when."""
@@ -123,9 +150,25 @@ class ClaimPlan:
 
 def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.datetime) -> list[list[MessageContent]]:
     """Lease what each plan allows, oldest first; the messages of each plan, in plan order."""
-    # One plan after the other: two lanes of an endpoint may claim in the same cycle, and the second
-    # must not choose what the first is about to lease (its own row locks do not hold it back).
-    chosen = [_lease(conn, owner, plan, _choose(conn, plan, now)) for plan in plans]
+    chosen: list[list[int]] = [[] for _ in plans]
+    # Each endpoint's first plan, when it may take everything due, is chosen with the others' in one
+    # statement (CHOOSE_MANY) and leased at once. A second plan of an endpoint (two lanes claiming in
+    # the same cycle) comes after, one by one: its own row locks do not hold it back, so it must see
+    # what the first leased. So do the probes and retries-only claims of an unhealthy endpoint.
+    together, alone, seen = [], [], set()
+    for index, plan in enumerate(plans):
+        if plan.take == rules.ALL_DUE and plan.limit > 0 and plan.endpoint_id not in seen:
+            together.append(index)
+        elif plan.take != rules.NOTHING and plan.limit > 0:
+            alone.append(index)
+        seen.add(plan.endpoint_id)
+    for index, ids in zip(together, _choose_many(conn, [plans[i] for i in together], now)):
+        chosen[index] = ids
+    leased = _lease_many(conn, owner, [(plans[i].until, chosen[i]) for i in together])
+    for index in together:
+        chosen[index] = [i for i in chosen[index] if i in leased]
+    for index in alone:
+        chosen[index] = sorted(_lease_many(conn, owner, [(plans[index].until, _choose(conn, plans[index], now))]))
     every_id = [message_id for ids in chosen for message_id in ids]
     if not every_id:
         return [[] for _ in plans]
@@ -135,6 +178,43 @@ def claim_many(conn: Connection, owner: str, plans: list[ClaimPlan], now: dt.dat
                                                         {"ids": every_id[first:first + 500]}):
             contents[message_id] = MessageContent(message_id, attempts + 1, *rest)
     return [[contents[i] for i in sorted(ids) if i in contents] for ids in chosen]
+
+
+def _choose_many(conn: Connection, plans: list[ClaimPlan], now: dt.datetime) -> list[list[int]]:
+    """The oldest due messages of several endpoints (each once), locked: one statement, not one per
+    endpoint (a fan-out claims for a thousand endpoints, one message each)."""
+    chosen: list[list[int]] = [[] for _ in plans]
+    if not plans:
+        return chosen
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(CHOOSE_MANY_POSTGRESQL, {"b_endpoints": [plan.endpoint_id for plan in plans],
+                                                     "b_limits": [plan.limit for plan in plans], "b_now": now})
+        for place, message_id in rows:
+            chosen[place - 1].append(message_id)
+        return chosen
+    for first in range(0, len(plans), CHOOSE_WIDTH):
+        group = plans[first:first + CHOOSE_WIDTH]
+        values = {"b_now": now}
+        for place in range(CHOOSE_WIDTH):
+            plan = group[place] if place < len(group) else None
+            values[f"b_endpoint_{place}"] = plan.endpoint_id if plan else None  # matches nothing
+            values[f"b_limit_{place}"] = plan.limit if plan else 0
+        for place, message_id in conn.execute(CHOOSE_MANY_SQLITE, values):
+            chosen[first + place].append(message_id)
+    return chosen
+
+
+def _lease_many(conn: Connection, owner: str, choices: list[tuple[dt.datetime, list[int]]]) -> set[int]:
+    """Lease the chosen ids, one statement per lease end (one per endpoint timeout); the ids leased."""
+    by_until: dict[dt.datetime, list[int]] = defaultdict(list)
+    for until, ids in choices:
+        by_until[until].extend(ids)
+    leased: set[int] = set()
+    for until, ids in by_until.items():
+        if ids:
+            values = {"b_ids": ids, "b_owner": owner, "b_until": until}
+            leased.update(conn.execute(LEASE[conn.dialect.name], values).scalars())
+    return leased
 
 
 def _choose(conn: Connection, plan: ClaimPlan, now: dt.datetime) -> list[int]:
@@ -148,13 +228,6 @@ def _choose(conn: Connection, plan: ClaimPlan, now: dt.datetime) -> list[int]:
     if not ids and plan.take == rules.PROBE and not _retry_pending(conn, plan.endpoint_id):
         ids = conn.execute(CHOOSE[QUEUED], {**values, "b_limit": 1}).scalars().all()
     return ids
-
-
-def _lease(conn: Connection, owner: str, plan: ClaimPlan, ids: list[int]) -> list[int]:
-    if not ids:
-        return []
-    values = {"b_ids": ids, "b_owner": owner, "b_until": plan.until}
-    return conn.execute(LEASE[conn.dialect.name], values).scalars().all()
 
 
 def _retry_pending(conn: Connection, endpoint_id: int) -> bool:

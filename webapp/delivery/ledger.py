@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from ..signing.request import MessageContent
 from ..storage.models import HEALTHY, utcnow
 from ..storage.statuses import RetryPolicy
+from ..storage.writer_turns import turn_of, writer_turns
 from . import claims, health_records, records, rollups
 from . import health as rules
 from .health import Health
@@ -86,6 +87,7 @@ class Ledger:
     def __init__(self, sql_engine: SqlEngine, settings: Settings):
         self.sql_engine = sql_engine
         self.settings = settings
+        self._turns = writer_turns(sql_engine)  # SQLite: the workers' ledgers write in turns
         self._waiting: list[_Request] = []
         self._changed = threading.Condition()
         self._stopping = False
@@ -159,8 +161,8 @@ class Ledger:
 
     @contextmanager
     def transaction(self):
-        """One of the ledger's transactions (see KEYED_PLANS_ONLY)."""
-        with self.sql_engine.begin() as conn:
+        """One of the ledger's transactions (see KEYED_PLANS_ONLY; on SQLite, in its turn: storage/writer_turns.py)."""
+        with turn_of(self._turns), self.sql_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(KEYED_PLANS_ONLY)
             yield conn

@@ -24,10 +24,6 @@ LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording 
 MESSAGE = Message.__table__
 PENDING = PendingMessage.__table__
 ATTEMPT = Attempt.__table__
-# SQLite: one statement stepped per row (executemany). With RETURNING, SQLAlchemy sent multi-row
-# INSERTs with a text per row count (why that costs memory: storage/id_lists.py).
-INSERT_ATTEMPTS = insert(ATTEMPT)
-
 
 @dataclass(frozen=True)
 class Written:
@@ -76,20 +72,22 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
                 "last_attempt_at": outcome.started_at, "next_attempt_at": next_at,
             })
         written.append(Written(retry_times, signals))
-    if attempt_rows and conn.dialect.name == "postgresql":
-        bulk.insert_rows(conn, ATTEMPT, ATTEMPT_COLUMNS,
-                         [tuple(row[name] for name in ATTEMPT_COLUMNS) for row in attempt_rows], {})
+    if not attempt_rows:
+        return written
+    bulk.insert_rows(conn, ATTEMPT, ATTEMPT_COLUMNS, [tuple(row[name] for name in ATTEMPT_COLUMNS)
+                                                     for row in attempt_rows], {})
+    if conn.dialect.name == "postgresql":
         postgresql_bulk.record_statuses(conn, owner, status_rows)
-    elif attempt_rows:
-        conn.execute(INSERT_ATTEMPTS, attempt_rows)
-        conn.execute(RECORD_STATUS, status_rows)
-        ended = [{"b_id": r["b_id"], "b_owner": owner} for r in status_rows if r["next_attempt_at"] is None]
-        retried = [{"b_id": r["b_id"], "b_owner": owner, "b_next": r["next_attempt_at"]}
-                   for r in status_rows if r["next_attempt_at"] is not None]
-        if ended:
-            conn.execute(FINISH, ended)
-        if retried:
-            conn.execute(RESCHEDULE, retried)
+        return written
+    # SQLite, in-process: one keyed statement stepped per row, each as a tuple (storage/bulk.py).
+    bulk.run_many(conn, RECORD_STATUS, status_rows)
+    ended = [{"b_id": r["b_id"], "b_owner": owner} for r in status_rows if r["next_attempt_at"] is None]
+    retried = [{"b_id": r["b_id"], "b_owner": owner, "b_next": r["next_attempt_at"]}
+               for r in status_rows if r["next_attempt_at"] is not None]
+    if ended:
+        bulk.run_many(conn, FINISH, ended)
+    if retried:
+        bulk.run_many(conn, RESCHEDULE, retried)
     return written
 
 

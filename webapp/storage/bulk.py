@@ -1,9 +1,10 @@
-"""Bulk INSERTs straight on the DB-API cursor, for rows written by the hundred (emit_many).
+"""Rows written by the hundred (emit_many, delivery's outcomes), straight on the DB-API cursor.
 
 SQLAlchemy's executemany builds and type-processes a parameter dict per row; at 500
 rows that costs more than the database's own work. Here each statement's text is
 built once per table and columns, the values every row shares (a
-timestamp, a status) are type-processed once per call, and the rows go in as
+timestamp, a status) are type-processed once per call, the columns that need it
+(a timestamp, a boolean on SQLite) once per row, and the rows go in as
 tuples. SQLite: one executemany (a loop in C), or, when ids are wanted back, one
 ``INSERT ... SELECT ... FROM json_each(?) RETURNING`` with every row in one JSON
 parameter (a multi-row ``VALUES`` had a text per row count: storage/id_lists.py
@@ -12,6 +13,9 @@ column, expanded by ``unnest`` - the same text for any number of rows, so psycop
 parses it and the server plans it once per connection (a multi-row VALUES of
 1,000 rows cost psycopg 70 ms of splitting its text on every call), and the
 arrays go in binary.
+``add_rows`` is the same for counters: a row whose key exists adds its
+counts to that row instead (the delivery rollups). ``run_many`` is any
+statement's executemany done the same way.
 It runs on the caller's connection, so inside its transaction.
 """
 from __future__ import annotations
@@ -19,9 +23,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.engine import Dialect
 
 
@@ -29,9 +33,6 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
                 shared: dict[str, Any], returning: Sequence[str] = ()) -> list[tuple]:
     """INSERT ``rows`` (tuples in the order of ``columns``), each with the ``shared`` values too;
     the ``returning`` columns of every inserted row (in no promised order), or [] without them.
-
-    Per-row values must need no type processing (text, integers): checked when the
-    statement is built. Values that do (timestamps, booleans on SQLite) go in ``shared``.
     """
     if not rows:
         return []
@@ -40,13 +41,35 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
         return _insert_arrays(connection, table, tuple(columns), rows, shared, tuple(returning))
     names = (*columns, *shared)
     values = tuple(process(dialect, table, name, value) for name, value in shared.items())
-    check_unprocessed(dialect, table, tuple(columns))
+    rows = processed(dialect, table, tuple(columns), rows)
     if not returning:
         sql = statement(dialect, table, names)
         connection.exec_driver_sql(sql, [row + values for row in rows])
         return []
     sql = json_statement(dialect, table, tuple(columns), tuple(shared), tuple(returning))
     return connection.exec_driver_sql(sql, (*values, json.dumps(rows, ensure_ascii=False))).all()
+
+
+def add_rows(connection: Connection, table: Table, key: Sequence[str], counters: Sequence[str],
+             rows: list[tuple]) -> None:
+    """INSERT ``rows`` (tuples in the order of ``key`` then ``counters``); where a row with that key
+    exists, add each counter to it instead. Give the rows in key order: two writers then lock them
+    in the same order."""
+    if not rows:
+        return
+    dialect, names = connection.dialect, (*key, *counters)
+    conflict = adding_on_conflict(dialect, table, tuple(key), tuple(counters))
+    if dialect.name == "postgresql":
+        _insert_arrays(connection, table, names, rows, {}, (), conflict)
+        return
+    connection.exec_driver_sql(statement(dialect, table, names) + conflict, processed(dialect, table, names, rows))
+
+
+@lru_cache(maxsize=64)
+def adding_on_conflict(dialect: Dialect, table: Table, key: tuple[str, ...], counters: tuple[str, ...]) -> str:
+    quote = dialect.identifier_preparer.quote
+    sums = ", ".join(f"{quote(name)} = {quote(table.name)}.{quote(name)} + excluded.{quote(name)}" for name in counters)
+    return f" ON CONFLICT ({', '.join(quote(name) for name in key)}) DO UPDATE SET {sums}"
 
 
 def process(dialect: Dialect, table: Table, name: str, value: Any) -> Any:
@@ -59,11 +82,51 @@ def bind_processor(dialect: Dialect, table: Table, name: str):
     return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
 
+def processed(dialect: Dialect, table: Table, columns: tuple[str, ...], rows: list[tuple]) -> list[tuple]:
+    """The rows with each value of a column that needs it type-processed (the rest as they are)."""
+    return _apply(column_processors(dialect, table, columns), rows)
+
+
 @lru_cache(maxsize=64)
-def check_unprocessed(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> None:
-    needs = [name for name in columns if bind_processor(dialect, table, name)]
-    if needs:
-        raise TypeError(f"{table.name}: {', '.join(needs)} need type processing; pass them as shared values")
+def column_processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[tuple[int, Callable], ...]:
+    """(position, processor) of the columns whose values SQLAlchemy type-processes."""
+    return _numbered(bind_processor(dialect, table, name) for name in columns)
+
+
+def _numbered(processors) -> tuple[tuple[int, Callable], ...]:
+    return tuple((index, processor) for index, processor in enumerate(processors) if processor)
+
+
+def _apply(processors: tuple[tuple[int, Callable], ...], rows: list[tuple]) -> list[tuple]:
+    if not processors:
+        return rows
+    done = []
+    for row in rows:
+        row = list(row)
+        for index, processor in processors:
+            row[index] = processor(row[index])
+        done.append(tuple(row))
+    return done
+
+
+def run_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``connection.execute(statement, rows)`` for a statement of positional parameters (SQLite):
+    compiled once, each row handed to the driver as a tuple (a value the statement holds itself,
+    such as ``.values(flag=True)``, taken from the statement)."""
+    sql, names, fixed, processors = _compiled(connection.dialect, statement)
+    connection.exec_driver_sql(sql, _apply(processors, [
+        tuple([row[name] if name in row else fixed[name] for name in names]) for row in rows]))
+
+
+@lru_cache(maxsize=64)
+def _compiled(dialect: Dialect, statement: Executable) -> tuple[str, tuple[str, ...], dict[str, Any], tuple]:
+    compiled = statement.compile(dialect=dialect)
+    if not compiled.positional:
+        raise ValueError(f"run_many takes a positional paramstyle, not {dialect.paramstyle}")
+    names = tuple(compiled.positiontup)
+    fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+    return compiled.string, names, fixed, _numbered(
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
 
 
 @lru_cache(maxsize=64)
@@ -86,8 +149,8 @@ def json_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], sha
 
 
 def _insert_arrays(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple],
-                   shared: dict[str, Any], returning: tuple[str, ...]) -> list[tuple]:
-    sql = array_statement(connection.dialect, table, columns, tuple(shared), returning)
+                   shared: dict[str, Any], returning: tuple[str, ...], on_conflict: str = "") -> list[tuple]:
+    sql = array_statement(connection.dialect, table, columns, tuple(shared), returning, on_conflict)
     found = []
     with connection.connection.driver_connection.cursor(binary=True) as cursor:
         for first in range(0, len(rows), MAX_ROWS_PER_ARRAY):
@@ -105,7 +168,7 @@ MAX_ROWS_PER_ARRAY = 10_000
 
 @lru_cache(maxsize=64)
 def array_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], shared: tuple[str, ...],
-                    returning: tuple[str, ...]) -> str:
+                    returning: tuple[str, ...], on_conflict: str = "") -> str:
     quote = dialect.identifier_preparer.quote
 
     def sql_type(name: str) -> str:
@@ -114,7 +177,7 @@ def array_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], sh
     arrays = ", ".join(f"CAST(%(c{i})b AS {sql_type(name)}[])" for i, name in enumerate(columns))
     scalars = "".join(f", CAST(%(s{i})s AS {sql_type(name)})" for i, name in enumerate(shared))
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
-           f"SELECT *{scalars} FROM unnest({arrays})")
+           f"SELECT *{scalars} FROM unnest({arrays}){on_conflict}")
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql
