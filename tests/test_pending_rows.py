@@ -164,7 +164,7 @@ def test_recording_a_batch_finds_each_pending_row_by_key_not_by_comparing_it_wit
     """On PostgreSQL, with statistics taken before the leases, the planner read the worker's leased rows
     through their small index and compared each with every outcome of the batch (200 x 200)."""
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("the plan question is PostgreSQL's: SQLite runs one keyed statement per row")
+        pytest.skip("the plan question is PostgreSQL's (SQLite's: test_recording_a_batch_on_sqlite_finds_each_row_by_key)")
     endpoint_id = make_endpoint("http://127.0.0.1:9/").id
     emit_many([("checkout", f"c{i}", {}) for i in range(1000)])
     db.session.execute(text("ANALYZE"))
@@ -289,3 +289,18 @@ def test_no_claim_takes_more_than_the_cap_however_many_a_lane_asks_for(app, queu
     every_id = db.session.execute(select(Message.id).order_by(Message.id)).scalars().all()
     assert ids == every_id[:claims.MOST_PER_CLAIM]
     db.session.rollback()
+
+
+@pytest.mark.parametrize("statement", ["RECORD_STATUSES", "FINISH", "RESCHEDULE"])
+def test_recording_a_batch_on_sqlite_finds_each_row_by_key(app, statement):
+    """sqlite_bulk's statements read their rows from one JSON list: each must look its message and
+    pending row up by key, never walk a table."""
+    from webapp.delivery import sqlite_bulk
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's statements")
+    with db.engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + getattr(sqlite_bulk, statement),
+                                                       ("[[1, 2]]", "a-worker"))]
+    walks = [step for step in plan if step.startswith("SCAN") and "VIRTUAL TABLE" not in step]
+    assert walks == [] and any("PRIMARY KEY" in step for step in plan), plan

@@ -5,8 +5,8 @@ to 128 per connection; psycopg prepares a text it sees often). An ``IN`` of
 one parameter per id, or a multi-row INSERT of one row per attempt, has a new
 text for every batch size, as large as its list: a worker kept one of each size
 it met, and its memory grew with the sizes it had seen. Lists of ids go in as
-one parameter; rows as one statement run per row, or as one JSON list (SQLite)
-or one array per column (PostgreSQL) when their ids are wanted back.
+one parameter; rows as one JSON list (SQLite) or one array per column
+(PostgreSQL).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ column the text never changes (it is prepared once per connection) and a batch o
 64 rows costs as much driver work as one row; the arrays go in binary (as
 ``storage.bulk`` does for the attempts' INSERT). Hence psycopg's own cursor, on the
 transaction's connection, rather than SQLAlchemy (which binds in text).
-SQLite, in-process, has no such cost: it keeps the plain statements in ``records``.
+SQLite has its own: ``sqlite_bulk``.
 """
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ def columns(rows: list[dict], names) -> dict[str, list]:
 
 
 def record_statuses(conn: Connection, owner: str, rows: list[dict]) -> None:
-    """The messages' new statuses, only where the lease is still ours (as ``records.RECORD_STATUS``,
-    ``FINISH`` and ``RESCHEDULE``)."""
+    """The messages' new statuses, only where the lease is still ours (see ``records``)."""
     _execute(conn, RECORD_STATUSES, {**columns(rows, STATUS_TYPES), "b_owner": owner})
 
 

@@ -9,14 +9,14 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from ..signing.request import MessageContent
 from ..storage import bulk
 from ..storage.models import Attempt, Message, PendingMessage, response_class
 from ..storage.statuses import RESENT, RetryPolicy
 from . import health as rules
-from . import postgresql_bulk
+from . import postgresql_bulk, sqlite_bulk
 from .outcome import Outcome, not_sent
 
 LOST_ATTEMPT_ERROR = "delivery interrupted: the worker stopped before recording an outcome (lease expired)"
@@ -33,16 +33,11 @@ class Written:
     signals: list[rules.Signal]
 
 
-# Each only where the lease is still ours: the message, then its pending row (ended: deleted; to be
-# retried: due again, unleased). The message goes first, while the lease it checks is still there.
+# An outcome is written only where the lease is still ours: the message, then its pending row (ended:
+# deleted; to be retried: due again, unleased). The message goes first, while the lease it checks is
+# still there. A batch's statements are per database (postgresql_bulk, sqlite_bulk); these two are a
+# recovered lease's.
 HELD = (PENDING.c.message_id == bindparam("b_id"), PENDING.c.lease_owner == bindparam("b_owner"))
-RECORD_STATUS = (
-    update(MESSAGE)
-    .where(MESSAGE.c.id == bindparam("b_id"), exists().where(*HELD))
-    .values(status=bindparam("status"), attempts=bindparam("attempts"),
-            response_code=bindparam("response_code"), response_class=bindparam("response_class"),
-            last_attempt_at=bindparam("last_attempt_at"), next_attempt_at=bindparam("next_attempt_at"))
-)
 FINISH = delete(PENDING).where(*HELD)
 RESCHEDULE = (update(PENDING).where(*HELD)
               .values(next_attempt_at=bindparam("b_next"), is_retry=True, lease_owner=None, lease_until=None))
@@ -76,18 +71,8 @@ def record_many(conn: Connection, owner: str, batches: list[list[tuple[MessageCo
         return written
     bulk.insert_rows(conn, ATTEMPT, ATTEMPT_COLUMNS, [tuple(row[name] for name in ATTEMPT_COLUMNS)
                                                      for row in attempt_rows], {})
-    if conn.dialect.name == "postgresql":
-        postgresql_bulk.record_statuses(conn, owner, status_rows)
-        return written
-    # SQLite, in-process: one keyed statement stepped per row, each as a tuple (storage/bulk.py).
-    bulk.run_many(conn, RECORD_STATUS, status_rows)
-    ended = [{"b_id": r["b_id"], "b_owner": owner} for r in status_rows if r["next_attempt_at"] is None]
-    retried = [{"b_id": r["b_id"], "b_owner": owner, "b_next": r["next_attempt_at"]}
-               for r in status_rows if r["next_attempt_at"] is not None]
-    if ended:
-        bulk.run_many(conn, FINISH, ended)
-    if retried:
-        bulk.run_many(conn, RESCHEDULE, retried)
+    bulk_statuses = postgresql_bulk if conn.dialect.name == "postgresql" else sqlite_bulk
+    bulk_statuses.record_statuses(conn, owner, status_rows)
     return written
 
 

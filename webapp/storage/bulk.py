@@ -5,17 +5,18 @@ rows that costs more than the database's own work. Here each statement's text is
 built once per table and columns, the values every row shares (a
 timestamp, a status) are type-processed once per call, the columns that need it
 (a timestamp, a boolean on SQLite) once per row, and the rows go in as
-tuples. SQLite: one executemany (a loop in C), or, when ids are wanted back, one
-``INSERT ... SELECT ... FROM json_each(?) RETURNING`` with every row in one JSON
-parameter (a multi-row ``VALUES`` had a text per row count: storage/id_lists.py
-says what that costs). PostgreSQL: one array per
+tuples. SQLite: one ``INSERT ... SELECT ... FROM json_each(?)`` with every row in
+one JSON parameter, stepped once (an executemany steps per row, and Python's
+sqlite3 lets go of the interpreter around each step, for the worker's lane
+threads to take; emit_many went from about 14,000 to 15,500 events/s). Not a
+multi-row ``VALUES``: it had a text per row count (storage/id_lists.py says what
+that costs). PostgreSQL: one array per
 column, expanded by ``unnest`` - the same text for any number of rows, so psycopg
 parses it and the server plans it once per connection (a multi-row VALUES of
 1,000 rows cost psycopg 70 ms of splitting its text on every call), and the
 arrays go in binary.
 ``add_rows`` is the same for counters: a row whose key exists adds its
-counts to that row instead (the delivery rollups). ``run_many`` is any
-statement's executemany done the same way.
+counts to that row instead (the delivery rollups).
 It runs on the caller's connection, so inside its transaction.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Callable
 
-from sqlalchemy import Connection, Executable, Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
 
@@ -39,15 +40,10 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str], ro
     dialect = connection.dialect
     if dialect.name == "postgresql":
         return _insert_arrays(connection, table, tuple(columns), rows, shared, tuple(returning))
-    names = (*columns, *shared)
     values = tuple(process(dialect, table, name, value) for name, value in shared.items())
-    rows = processed(dialect, table, tuple(columns), rows)
-    if not returning:
-        sql = statement(dialect, table, names)
-        connection.exec_driver_sql(sql, [row + values for row in rows])
-        return []
     sql = json_statement(dialect, table, tuple(columns), tuple(shared), tuple(returning))
-    return connection.exec_driver_sql(sql, (*values, json.dumps(rows, ensure_ascii=False))).all()
+    found = connection.exec_driver_sql(sql, (*values, as_json(processed(dialect, table, tuple(columns), rows))))
+    return found.all() if returning else []
 
 
 def add_rows(connection: Connection, table: Table, key: Sequence[str], counters: Sequence[str],
@@ -62,7 +58,14 @@ def add_rows(connection: Connection, table: Table, key: Sequence[str], counters:
     if dialect.name == "postgresql":
         _insert_arrays(connection, table, names, rows, {}, (), conflict)
         return
-    connection.exec_driver_sql(statement(dialect, table, names) + conflict, processed(dialect, table, names, rows))
+    # SQLite: an executemany, as ``json_statement`` is not worth its cost here: a rollup row holds 36
+    # counters, and extracting each from JSON cost more than a step per row (measured in a fan-out).
+    connection.exec_driver_sql(row_statement(dialect, table, names) + conflict, processed(dialect, table, names, rows))
+
+
+def as_json(rows: list[tuple]) -> str:
+    """Rows as the one JSON parameter of a SQLite statement (json_each reads it)."""
+    return json.dumps(rows, ensure_ascii=False)
 
 
 @lru_cache(maxsize=64)
@@ -84,20 +87,7 @@ def bind_processor(dialect: Dialect, table: Table, name: str):
 
 def processed(dialect: Dialect, table: Table, columns: tuple[str, ...], rows: list[tuple]) -> list[tuple]:
     """The rows with each value of a column that needs it type-processed (the rest as they are)."""
-    return _apply(column_processors(dialect, table, columns), rows)
-
-
-@lru_cache(maxsize=64)
-def column_processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[tuple[int, Callable], ...]:
-    """(position, processor) of the columns whose values SQLAlchemy type-processes."""
-    return _numbered(bind_processor(dialect, table, name) for name in columns)
-
-
-def _numbered(processors) -> tuple[tuple[int, Callable], ...]:
-    return tuple((index, processor) for index, processor in enumerate(processors) if processor)
-
-
-def _apply(processors: tuple[tuple[int, Callable], ...], rows: list[tuple]) -> list[tuple]:
+    processors = column_processors(dialect, table, columns)
     if not processors:
         return rows
     done = []
@@ -109,43 +99,33 @@ def _apply(processors: tuple[tuple[int, Callable], ...], rows: list[tuple]) -> l
     return done
 
 
-def run_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
-    """``connection.execute(statement, rows)`` for a statement of positional parameters (SQLite):
-    compiled once, each row handed to the driver as a tuple (a value the statement holds itself,
-    such as ``.values(flag=True)``, taken from the statement)."""
-    sql, names, fixed, processors = _compiled(connection.dialect, statement)
-    connection.exec_driver_sql(sql, _apply(processors, [
-        tuple([row[name] if name in row else fixed[name] for name in names]) for row in rows]))
+@lru_cache(maxsize=64)
+def column_processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[tuple[int, Callable], ...]:
+    """(position, processor) of the columns whose values SQLAlchemy type-processes."""
+    processors = (bind_processor(dialect, table, name) for name in columns)
+    return tuple((index, processor) for index, processor in enumerate(processors) if processor)
 
 
 @lru_cache(maxsize=64)
-def _compiled(dialect: Dialect, statement: Executable) -> tuple[str, tuple[str, ...], dict[str, Any], tuple]:
-    compiled = statement.compile(dialect=dialect)
-    if not compiled.positional:
-        raise ValueError(f"run_many takes a positional paramstyle, not {dialect.paramstyle}")
-    names = tuple(compiled.positiontup)
-    fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-    return compiled.string, names, fixed, _numbered(
-        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-
-
-@lru_cache(maxsize=64)
-def statement(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str:
-    """One row's INSERT, for executemany."""
-    marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
+def row_statement(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str:
+    """SQLite: one row's INSERT, for executemany."""
     quote = dialect.identifier_preparer.quote
     return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-            f"VALUES ({', '.join([marker] * len(names))})")
+            f"VALUES ({', '.join('?' * len(names))})")
 
 
 @lru_cache(maxsize=64)
 def json_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], shared: tuple[str, ...],
-                   returning: tuple[str, ...]) -> str:
-    """SQLite: INSERT the rows of one JSON list of lists (the shared values as parameters before it)."""
+                   returning: tuple[str, ...], on_conflict: str = "") -> str:
+    """SQLite: INSERT the rows of one JSON list of lists (the shared values as parameters before it).
+    ``WHERE true`` tells SQLite's parser that an ON CONFLICT after it belongs to the INSERT."""
     quote = dialect.identifier_preparer.quote
     values = [f"json_extract(value, '$[{i}]')" for i in range(len(columns))] + ["?"] * len(shared)
-    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
-            f"SELECT {', '.join(values)} FROM json_each(?) RETURNING {', '.join(quote(name) for name in returning)}")
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
+           f"SELECT {', '.join(values)} FROM json_each(?) WHERE true{on_conflict}")
+    if returning:
+        sql += " RETURNING " + ", ".join(quote(name) for name in returning)
+    return sql
 
 
 def _insert_arrays(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple],
