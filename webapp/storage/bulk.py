@@ -58,7 +58,7 @@ def add_rows(connection: Connection, table: Table, key: Sequence[str], counters:
     if dialect.name == "postgresql":
         _insert_arrays(connection, table, names, rows, {}, (), conflict)
         return
-    # SQLite: an executemany, as ``json_statement`` is not worth its cost here: a rollup row holds 36
+    # SQLite: an executemany, as ``json_statement`` is not worth its cost here: a rollup row holds 33
     # counters, and extracting each from JSON cost more than a step per row (measured in a fan-out).
     connection.exec_driver_sql(row_statement(dialect, table, names) + conflict, processed(dialect, table, names, rows))
 
