@@ -70,3 +70,12 @@ def test_the_ledger_writes_only_in_its_turn(app):
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1/test", "sqlite://", "sqlite:///:memory:"])
 def test_no_turns_where_there_is_no_file_to_share(url):
     assert writer_turns(create_engine(url)) is None
+
+
+def test_without_a_lock_file_the_writer_goes_on_and_sqlite_says_what_is_wrong(tmp_path):
+    """A folder where no lock file can be made: the turn is skipped, not an error of its own."""
+    ran = []
+    with WriterTurns(str(tmp_path / "missing-folder" / "webhooks.db-writers.lock")).turn():
+        ran.append(True)
+    assert ran == [True]
+    assert not (tmp_path / "missing-folder").exists()

@@ -41,6 +41,8 @@ class WriterTurns:
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:  # SQLite could not write its journal beside the file either; it will say why
+            fd = None
+        if fd is None:
             yield
             return
         try:
