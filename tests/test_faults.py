@@ -147,6 +147,26 @@ def test_two_workers_on_two_queues_racing_send_each_attempt_once(app, redis_serv
         assert len(per_id) == 60 and set(per_id.values()) == {1}, per_id.most_common(3)
 
 
+def test_two_workers_woken_for_the_same_fan_out_send_each_endpoint_its_message_once(app, redis_server,
+                                                                                    start_worker):
+    """A cycle chooses for many endpoints in one statement (claims.claim_many): two workers told about
+    the same thirty endpoints again and again must still never choose the same message, here while
+    the first one's attempts are in flight (the receiver takes half a second)."""
+    with Receiver(delay=0.5) as receiver:
+        # Queue batches on: no in-order lease keeps the second worker off an endpoint the first sends to.
+        endpoint_ids = [make_endpoint(f"{receiver.url}e{i}", queue_batches=True, threads=1).id for i in range(30)]
+        [event] = emit_many([("checkout", "c1", {})])
+        start_worker()
+        start_worker(env={"WEBHOOKS_QUEUE": "webhooks-b"})
+        other_queue = Queue("webhooks-b", connection=Redis.from_url(redis_server.url))
+        for _ in range(3):
+            other_queue.enqueue("webapp.jobs.deliver", endpoint_ids)
+        for message in event.messages:
+            assert final(message.id, timeout=30).status == DONE
+        per_path = collections.Counter(r.path for r in receiver.requests)
+        assert len(per_path) == 30 and set(per_path.values()) == {1}, per_path.most_common(3)
+
+
 def test_retries_still_fire_when_the_scheduler_worker_dies(app, start_worker):
     with Receiver(fail_first=3) as receiver:
         make_endpoint(receiver.url)
