@@ -12,8 +12,8 @@ from sqlalchemy import Connection
 from ..storage import bulk
 from ..storage.models import Message
 
-_ROW = ("b_id", "status", "attempts", "response_code", "response_class", "last_attempt_at", "next_attempt_at")
-_TIMESTAMPS = ("last_attempt_at", "next_attempt_at")
+# A row of the JSON list: the message's id, then the columns the outcome sets.
+_ROW = ("id", "status", "attempts", "response_code", "response_class", "last_attempt_at", "next_attempt_at")
 
 
 def _field(name: str) -> str:
@@ -23,7 +23,7 @@ def _field(name: str) -> str:
 # Only where the lease is still ours; the message first, while the lease it checks is still there.
 RECORD_STATUSES = (
     "UPDATE message SET " + ", ".join(f"{name} = {_field(name)}" for name in _ROW[1:]) + " "
-    f"FROM json_each(?) AS v WHERE message.id = {_field('b_id')} AND EXISTS (SELECT 1 FROM pending_message "
+    f"FROM json_each(?) AS v WHERE message.id = {_field('id')} AND EXISTS (SELECT 1 FROM pending_message "
     "WHERE pending_message.message_id = message.id AND pending_message.lease_owner = ?)"
 )
 FINISH = "DELETE FROM pending_message WHERE message_id IN (SELECT value FROM json_each(?)) AND lease_owner = ?"
@@ -36,9 +36,8 @@ RESCHEDULE = (
 
 def record_statuses(conn: Connection, owner: str, rows: list[dict]) -> None:
     """The messages' new statuses (``records.record_many``'s rows), only where the lease is still ours."""
-    dialect, table = conn.dialect, Message.__table__
-    write = {name: bulk.bind_processor(dialect, table, name) for name in _TIMESTAMPS}
-    values = [[write[name](row[name]) if name in write else row[name] for name in _ROW] for row in rows]
+    values = bulk.processed(conn.dialect, Message.__table__, _ROW,
+                            [(row["b_id"], *(row[name] for name in _ROW[1:])) for row in rows])
     conn.exec_driver_sql(RECORD_STATUSES, (bulk.as_json(values), owner))
     ended = [row["b_id"] for row in rows if row["next_attempt_at"] is None]
     retried = [(value[0], value[-1]) for value in values if value[-1] is not None]

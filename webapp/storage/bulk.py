@@ -116,13 +116,12 @@ def row_statement(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str
 
 @lru_cache(maxsize=64)
 def json_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], shared: tuple[str, ...],
-                   returning: tuple[str, ...], on_conflict: str = "") -> str:
-    """SQLite: INSERT the rows of one JSON list of lists (the shared values as parameters before it).
-    ``WHERE true`` tells SQLite's parser that an ON CONFLICT after it belongs to the INSERT."""
+                   returning: tuple[str, ...]) -> str:
+    """SQLite: INSERT the rows of one JSON list of lists (the shared values as parameters before it)."""
     quote = dialect.identifier_preparer.quote
     values = [f"json_extract(value, '$[{i}]')" for i in range(len(columns))] + ["?"] * len(shared)
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in (*columns, *shared))}) "
-           f"SELECT {', '.join(values)} FROM json_each(?) WHERE true{on_conflict}")
+           f"SELECT {', '.join(values)} FROM json_each(?)")
     if returning:
         sql += " RETURNING " + ", ".join(quote(name) for name in returning)
     return sql
