@@ -21,9 +21,11 @@ from webapp import create_app
 from webapp.delivery.engine import Engine
 from webapp.delivery.sweep import sweep
 from webapp.runtime.maintenance import Maintenance
+from webapp.runtime.startup_heap import freeze_startup_objects
 from webapp.storage.queueing import delivery_queue
 
 BURST_DRAIN_SECONDS = 3600
+log = logging.getLogger("worker")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +49,7 @@ def main(argv=None) -> int:
     worker = SimpleWorker([queue], connection=queue.connection, name=name)
     engine = Engine(app).start()
     engine.start_lane_threads()
+    log.info("%d start-up objects frozen out of garbage collection", freeze_startup_objects())
     maintenance = None
     try:
         if args.burst:
