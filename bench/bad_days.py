@@ -48,14 +48,25 @@ FANOUT_ENDPOINTS = 1_000
 
 def add_endpoint(url: str, *, actions: list[str], timeout: int = 5, queue_batches: bool = False,
                  threads: int = 8) -> int:
+    [endpoint_id] = add_endpoints(url, 1, actions=actions, timeout=timeout, queue_batches=queue_batches,
+                                  threads=threads)
+    return endpoint_id
+
+
+def add_endpoints(url: str, count: int, *, actions: list[str], timeout: int = 5, queue_batches: bool = False,
+                  threads: int = 8) -> list[int]:
+    """``count`` endpoints in one commit (a commit each cost the fan-out's set-up 1-2 s on SQLite)."""
     from webapp.extensions import db
     from webapp.storage.models import Endpoint
 
-    endpoint = Endpoint(url=url, name="bench", queue_batches=queue_batches, threads=threads, timeout=timeout)
-    endpoint.actions = actions
-    db.session.add(endpoint)
+    endpoints = []
+    for _ in range(count):
+        endpoint = Endpoint(url=url, name="bench", queue_batches=queue_batches, threads=threads, timeout=timeout)
+        endpoint.actions = actions
+        endpoints.append(endpoint)
+    db.session.add_all(endpoints)
     db.session.commit()
-    return endpoint.id
+    return [endpoint.id for endpoint in endpoints]
 
 
 def isolation(database: DatabaseKind, fast_url: str, *, workers: int, seconds: float, name: str) -> list[Figure]:
@@ -115,8 +126,7 @@ def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1
     from webapp.domain.events import emit
 
     with stack(database) as bench_stack, product_app(bench_stack):
-        for _ in range(FANOUT_ENDPOINTS):
-            add_endpoint(fast_url, actions=["*"])
+        add_endpoints(fast_url, FANOUT_ENDPOINTS, actions=["*"])
         with children(start_product_workers(bench_stack, workers)) as processes:
             started = time.monotonic()
             emit(*sample_event(0))

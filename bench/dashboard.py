@@ -1,12 +1,13 @@
 """Dashboard, queue view and /metrics at 10 million messages:
-``python -m bench.dashboard [--messages N] [--database URL]``.
+``python -m bench.dashboard [--messages N] [--minute-days D] [--database URL]``.
 
 Seeds a fresh database with N messages (default 10,000,000) over 90 days for 10
 endpoints, one of which is down with a backlog of N/100 messages, and the rollups
 those messages would have left: stats_hour (90 days x 24 h x 10 endpoints) and
 stats_minute (90 days x 1,440 min x 10 endpoints, never pruned). Rows are generated
 by the database itself (INSERT ... SELECT), which is what makes 10 million possible;
-stats_day gets its 90 x 10 rows too.
+stats_day gets its 90 x 10 rows too. ``--minute-days`` seeds fewer days of stats_minute (``--quick``:
+7, 100,800 rows instead of 1.3 million, which took 10 s of its two minutes on SQLite).
 Then, through the real app, logged in: the dashboard (all endpoints, and one), the
 queue view and a /metrics scrape, median of 5 requests each. Every query the
 dashboard runs is EXPLAINed: none may scan the message or rollup tables whole.
@@ -36,6 +37,7 @@ DAYS = 90
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000_000)
+    parser.add_argument("--minute-days", type=int, default=DAYS, help="days of per-minute rollups (default: all 90)")
     parser.add_argument("--database", help="SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--reuse", action="store_true",
                         help="measure a PostgreSQL database this benchmark seeded before (seeding 10 million takes a while)")
@@ -63,7 +65,7 @@ def event_id(dialect: str, number: str) -> str:
     return f"lpad(({number})::text, 32, '0')" if dialect == "postgresql" else f"printf('%032d', {number})"
 
 
-def seed(db, messages: int) -> None:
+def seed(db, messages: int, minute_days: int = DAYS) -> None:
     from webapp.storage.models import Endpoint
 
     dialect = db.engine.dialect.name
@@ -98,9 +100,9 @@ def seed(db, messages: int) -> None:
             f"WHERE endpoint_id = {endpoint_id} ORDER BY id DESC LIMIT {waiting})")
     run("INSERT INTO pending_message (message_id, endpoint_id, next_attempt_at, is_retry) "
         "SELECT id, endpoint_id, next_attempt_at, status = 'resent' FROM message WHERE next_attempt_at IS NOT NULL")
-    for table, seconds, truncate in (("stats_day", 86400, "day"), ("stats_hour", 3600, "hour"),
-                                     ("stats_minute", 60, "minute")):
-        periods = span // seconds
+    for table, seconds, truncate, days in (("stats_day", 86400, "day", DAYS), ("stats_hour", 3600, "hour", DAYS),
+                                           ("stats_minute", 60, "minute", minute_days)):
+        periods = days * 86400 // seconds
         per_row = max(messages // (periods * ENDPOINTS), 1)
         with_, source = numbers(dialect, periods * ENDPOINTS)
         # Per row: per_row messages done (varying), a few retried and failed, latency mostly under a second.
@@ -147,22 +149,22 @@ def plans_ok(db, client, path: str) -> bool:
     return good
 
 
-def prepare(app, messages: int) -> str:
+def prepare(app, messages: int, minute_days: int = DAYS) -> str:
     """A fresh schema, seeded and analysed; returns the dialect's name."""
     from webapp.extensions import db
 
     fresh_schema(app)
     started = time.perf_counter()
-    seed(db, messages)
+    seed(db, messages, minute_days)
     analyze(db)
     print(f"# seeded {messages:,} messages on {db.engine.dialect.name} in {time.perf_counter() - started:.0f} s",
           file=sys.stderr, flush=True)
     return db.engine.dialect.name
 
 
-def figures(database: DatabaseKind, messages: int) -> list[Figure]:
+def figures(database: DatabaseKind, messages: int, minute_days: int = DAYS) -> list[Figure]:
     """For ``python -m bench``: this benchmark in a process of its own, its lines as figures."""
-    command = [sys.executable, "-m", "bench.dashboard", "--messages", str(messages)]
+    command = [sys.executable, "-m", "bench.dashboard", "--messages", str(messages), "--minute-days", str(minute_days)]
     if database.url:
         command += ["--database", database.url]
     done = subprocess.run(command, capture_output=True, text=True, check=True,
@@ -195,7 +197,7 @@ def main(argv=None) -> int:
             db.session.execute(text("DELETE FROM \"user\""))
             db.session.commit()
         else:
-            dialect = prepare(app, args.messages)
+            dialect = prepare(app, args.messages, args.minute_days)
         client = logged_in_client(app)
         app.config["WEBHOOKS_METRICS_TOKEN"] = "bench"
         one = db.session.scalar(text("SELECT min(id) FROM endpoint"))
