@@ -307,3 +307,19 @@ ACQUIRE_ORDER = _per_database(_acquire_order, ENDPOINT.c.id, "b_ids")
 def release_endpoints(conn: Connection, endpoint_ids: list[int], owner: str) -> None:
     if endpoint_ids:
         conn.execute(RELEASE_ORDER[conn.dialect.name], {"b_ids": endpoint_ids, "b_owner": owner})
+
+
+def compile_ahead(conn: Connection, now: dt.datetime) -> None:
+    """Run each statement of a claim cycle once, matching nothing, so a new worker compiles them
+    before its first claim rather than during it. SQLAlchemy compiles a statement the first time a
+    process runs it: a fresh worker's first claim cycle took 30-45 ms of CPU, most of it compiling,
+    while every lane of a fan-out waited for it (a later cycle of 32 claims: about 15 ms)."""
+    dialect, no_ids = conn.dialect.name, {"b_ids": [], "b_owner": ""}
+    read_endpoints(conn, [])
+    _choose_many(conn, [ClaimPlan(0, rules.ALL_DUE, 1, now)], now)  # endpoint ids start at 1
+    # The parameters' names are part of what SQLAlchemy caches an UPDATE under: the ones the claims use.
+    conn.execute(LEASE[dialect], {**no_ids, "b_until": now})
+    conn.execute(ACQUIRE_ORDER[dialect], {**no_ids, "b_until": now, "b_now": now})
+    conn.execute(RELEASE_ORDER[dialect], no_ids)
+    conn.execute(GIVE_BACK[dialect], no_ids)
+    conn.execute(CONTENT[dialect], {"ids": []})

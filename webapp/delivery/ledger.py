@@ -130,7 +130,17 @@ class Ledger:
     # ------------------------------------------------------------------ the thread
 
     def start(self) -> None:
+        self._compile_ahead()
         self._thread.start()
+
+    def _compile_ahead(self) -> None:
+        """The claim statements, compiled before the first claim (claims.compile_ahead). A database not
+        reachable yet is not this start's business: the first claim meets it and says so."""
+        try:
+            with self.transaction() as conn:
+                claims.compile_ahead(conn, utcnow())
+        except Exception as exc:  # noqa: BLE001 - only a head start is lost
+            log.warning("claim statements not compiled ahead: %s", exc)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is waiting, then stop (the lanes have stopped before)."""
