@@ -96,13 +96,12 @@ class Plan:
         return not self.only or scenario in self.only
 
     def runs(self, scenario: str) -> int:
-        """Runs per figure (the median is printed). The ceilings, and the product
-        on the fast receiver on each database, taking turns (the sides of
-        ``ratio_vs_ceiling`` and ``ratio_pg_vs_sqlite``), are cheap and swing most
-        on a busy shared 2-core machine: 3 runs each in a full run; so are the BRIEF
-        ones; everything else, and everything in ``--quick`` (whose figures are
-        approximate: each run spends 3-4 s starting workers on a slow hour, which
-        kept it over two minutes with 2 runs), ``--repeat`` times (default 1)."""
+        """Runs per figure (the median is printed). In a full run, 3 for the ceilings and
+        the product on the fast receiver on each database, taking turns (the sides of
+        ``ratio_vs_ceiling`` and ``ratio_pg_vs_sqlite``, cheap and swinging most on a busy
+        shared 2-core machine), and for the BRIEF ones; ``--repeat`` (default 1) for the
+        rest, and for everything in ``--quick``, whose figures are approximate: each run
+        spends 3-4 s starting workers on a slow hour, and 2 runs kept it over two minutes."""
         if scenario in (*TAKING_TURNS, *BRIEF) and not self.quick:
             return max(self.repeat, 3)
         return self.repeat
