@@ -22,7 +22,8 @@ from webapp.storage.models import PendingMessage, utcnow
 
 pytestmark = pytest.mark.db
 
-ENDPOINTS = 3 * claims.CHOOSE_WIDTH + 3  # several statements' worth on SQLite, the last one part full
+WIDEST = claims.CHOOSE_WIDTHS[-1]
+ENDPOINTS = 2 * WIDEST + 3  # several statements' worth on SQLite, the last one a narrower one
 ACTIONS = ("opt_in", "opt_out", "profile_update", "checkout", "points_added")
 
 
@@ -86,16 +87,26 @@ def test_an_endpoint_claimed_twice_in_a_cycle_and_a_probe_beside_them_share_noth
     assert taken == [messages[busy][:3], messages[probed][:1], messages[other][:2], messages[busy][3:], []]
 
 
-@pytest.mark.parametrize("count", [ENDPOINTS // 4, ENDPOINTS])
+# Plans in a cycle -> the branches of SQLite's choosing statements: groups of up to 64, each in the
+# narrowest statement that holds it (1, 8 or 64 branches).
+BRANCHES = {1: [1], 5: [8], 8: [8], 9: [64], ENDPOINTS: [64, 64, 8]}
+
+
+@pytest.mark.parametrize("count", sorted(BRANCHES))
 def test_a_cycle_of_claims_runs_a_few_statements_not_two_per_endpoint(app, endpoints, count):
-    ids, _ = endpoints
+    ids, messages = endpoints
     now = utcnow()
-    plans = [claims.ClaimPlan(e, rules.ALL_DUE, 4, now + dt.timedelta(seconds=30)) for e in ids[:count]]
+    chosen = sorted(ids, key=lambda e: not messages[e])[:count]  # those with messages first
+    plans = [claims.ClaimPlan(e, rules.ALL_DUE, 4, now + dt.timedelta(seconds=30)) for e in chosen]
     statements = []
     with Engine(app).ledger.transaction() as conn:
         event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
         taken = claims.claim_many(conn, "this-worker", plans, now)
-    assert sum(map(len, taken)) > 0
-    choosing = 1 if db.engine.dialect.name == "postgresql" else math.ceil(count / claims.CHOOSE_WIDTH)
+    assert [[m.message_id for m in batch] for batch in taken] == [messages[e][:4] for e in chosen]
+    if db.engine.dialect.name == "postgresql":
+        choosing = statements[:1]
+    else:
+        choosing = statements[:len(BRANCHES[count])]
+        assert [statement.count("UNION ALL") + 1 for statement in choosing] == BRANCHES[count]
     # The choice, one lease (every plan ends its lease at once), the messages' contents.
-    assert len(statements) == choosing + 2, statements
+    assert len(statements) == len(choosing) + 2, statements
