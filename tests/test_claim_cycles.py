@@ -7,7 +7,6 @@ not two per endpoint.
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import pytest
 from sqlalchemy import event, select, update

@@ -2,16 +2,19 @@
 which every lane of a fan-out waits for; and a database it cannot reach yet does not stop it starting."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
 from sqlalchemy import create_engine, event, select
 
 from tests.support.factories import make_endpoint
+from webapp.delivery import claims
+from webapp.delivery import health as rules
 from webapp.delivery.ledger import Ledger, Settings
 from webapp.domain.events import emit_many
 from webapp.extensions import db
-from webapp.storage.models import PendingMessage
+from webapp.storage.models import PendingMessage, utcnow
 from webapp.storage.statuses import RetryPolicy
 
 pytestmark = pytest.mark.db
@@ -56,6 +59,30 @@ def test_the_first_claim_cycle_of_a_new_ledger_compiles_nothing(app, queue_batch
 
         assert compiled_while_claiming(fresh, first_cycle) == []
         assert len(claimed[0].messages) == 3  # the claim cycle did run its statements on real rows
+    finally:
+        ledger.stop()
+        fresh.dispose()
+
+
+def test_a_fan_outs_first_wide_claim_cycle_compiles_nothing(app):
+    # 70 endpoints in one cycle: on SQLite a statement of 64 and one of 8 (claims.CHOOSE_WIDTHS).
+    endpoints = [make_endpoint(f"http://127.0.0.1:9/{n}", actions=["checkout"]) for n in range(70)]
+    emit_many([("checkout", "customer", {})])
+    fresh = create_engine(db.engine.url)
+    ledger = Ledger(fresh, settings(app))
+    try:
+        ledger.start()
+        taken = []
+        now = utcnow()
+        until = now + dt.timedelta(seconds=30)
+        plans = [claims.ClaimPlan(endpoint.id, rules.ALL_DUE, 4, until) for endpoint in endpoints]
+
+        def wide_cycle():
+            with ledger.transaction() as conn:
+                taken.extend(claims.claim_many(conn, "compile-ahead-test", plans, now))
+
+        assert compiled_while_claiming(fresh, wide_cycle) == []
+        assert [len(batch) for batch in taken] == [1] * 70
     finally:
         ledger.stop()
         fresh.dispose()
