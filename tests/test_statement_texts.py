@@ -37,7 +37,8 @@ from webapp.storage.statuses import FAILED, RESENT, RetryPolicy
 
 pytestmark = pytest.mark.db
 
-# The widest statement of a fixed width: a rollup row (35 columns).
+# The widest statement of a fixed width: a rollup row (35 columns); and on SQLite the claims' choice
+# of up to 64 endpoints at once, four placeholders per endpoint whatever the number of messages.
 MOST_PLACEHOLDERS = 40
 BATCH = 150  # fewer than claims.MOST_PER_CLAIM: one claim takes them all
 
@@ -62,8 +63,16 @@ def widest_statements():
         event.remove(db.engine, "before_cursor_execute", note)
 
 
+def a_choice_of_claims(count: int, text: str) -> bool:
+    """One of SQLite's statements choosing a claim cycle's messages (claims.CHOOSE_WIDTHS): one branch
+    per endpoint, four placeholders each."""
+    branches = text.count("UNION ALL") + 1
+    return text.startswith("SELECT 0 AS place") and branches in claims.CHOOSE_WIDTHS and count == 4 * branches
+
+
 def too_wide(seen) -> list[str]:
-    return sorted({f"{count} placeholders: {text[:160]}" for count, text in seen if count > MOST_PLACEHOLDERS})
+    return sorted({f"{count} placeholders: {text[:160]}" for count, text in seen
+                   if count > MOST_PLACEHOLDERS and not a_choice_of_claims(count, text)})
 
 
 def test_delivering_large_batches_binds_no_placeholder_per_message(app):
