@@ -154,8 +154,9 @@ def test_two_workers_woken_for_the_same_fan_out_send_each_endpoint_its_message_o
     the first one's attempts are in flight (the receiver takes half a second)."""
     with Receiver(delay=0.5) as receiver:
         # Queue batches on: no in-order lease keeps the second worker off an endpoint the first sends to.
-        # A timeout well past the receiver's half second: on a loaded machine an attempt that ran out of
-        # a 1 s timeout was retried, a second request that says nothing about choosing twice.
+        # A timeout well past the receiver's half second: an attempt that runs out of its timeout is
+        # retried, and on a loaded machine a 1 s one made a second request that says nothing about
+        # choosing twice (a double choice still shows below as two requests).
         endpoint_ids = [make_endpoint(f"{receiver.url}e{i}", queue_batches=True, threads=1, timeout=10).id
                         for i in range(30)]
         [event] = emit_many([("checkout", "c1", {})])
