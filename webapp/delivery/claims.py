@@ -145,9 +145,9 @@ CHOOSE_MANY_SQLITE = {width: union_all(*(_choose_branch(place) for place in rang
                       else _choose_branch(0) for width in CHOOSE_WIDTHS}
 
 
-def choose_width(plans: int) -> int:
-    """The SQLite statement for a group of ``plans`` claims (at most the widest)."""
-    return next(width for width in CHOOSE_WIDTHS if width >= min(plans, CHOOSE_WIDTHS[-1]))
+def _choose_width(plans: int) -> int:
+    """The narrowest SQLite statement for a group of ``plans`` claims (at most the widest)."""
+    return next(width for width in CHOOSE_WIDTHS if width >= plans)
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def _choose_many(conn: Connection, plans: list[ClaimPlan], now: dt.datetime) -> 
     widest = CHOOSE_WIDTHS[-1]
     for first in range(0, len(plans), widest):
         group = plans[first:first + widest]
-        width = choose_width(len(group))
+        width = _choose_width(len(group))
         values = {"b_now": now}
         for place in range(width):
             plan = group[place] if place < len(group) else None
@@ -330,7 +330,8 @@ def compile_ahead(conn: Connection, now: dt.datetime) -> None:
     while every lane of a fan-out waited for it (a later cycle of 32 claims: about 15 ms)."""
     dialect, no_ids = conn.dialect.name, {"b_ids": [], "b_owner": ""}
     read_endpoints(conn, [])
-    for width in CHOOSE_WIDTHS:  # endpoint ids start at 1
+    # Endpoint ids start at 1. SQLite has a statement per width; PostgreSQL one for any number of plans.
+    for width in CHOOSE_WIDTHS if dialect == "sqlite" else CHOOSE_WIDTHS[:1]:
         _choose_many(conn, [ClaimPlan(0, rules.ALL_DUE, 1, now)] * width, now)
     # The parameters' names are part of what SQLAlchemy caches an UPDATE under: the ones the claims use.
     conn.execute(LEASE[dialect], {**no_ids, "b_until": now})
