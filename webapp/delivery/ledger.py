@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 # or two, and it then read and sorted an endpoint's whole backlog on every claim (10,000 rows per
 # claim of 64, measured), or scanned the table for a list of ids. Ruling out sorts and full scans
 # leaves it only the index paths (both are penalties, not bans: with no index a plan still exists).
-KEYED_PLANS_ONLY = "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off"
+# No JIT: a penalty adds 10^10 to a plan's cost, far past jit_above_cost, so a statement that keeps a
+# scan (renewing the in-order leases: endpoint.lease_owner has no index) was compiled and optimised by
+# LLVM each time it ran, 0.4-0.5 s holding the ledger (PostgreSQL's log, auto_explain); and none of
+# these statements touches enough rows to gain from compiling.
+KEYED_PLANS_ONLY = "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off"
 
 
 @dataclass(frozen=True)
