@@ -274,6 +274,9 @@ def wait_until_drained(remaining: Callable[[], int], total: int, what: str, proc
                        stall_seconds: float = 60.0, interval: float = 0.05) -> float:
     """Poll ``remaining()`` until 0; returns the monotonic time it was first seen at 0.
 
+    In the last tenth, ten times as often: the finish is then seen within ``interval / 10`` of
+    it, not ``interval`` (at 50 ms, a fan-out of about a second read up to 5 % slow, 2.5 % on
+    average), and polling costs nothing more while most of the work is still ahead.
     No overall deadline: a scenario fails only when nothing moved for ``stall_seconds``.
     """
     last_left, last_change = total, time.monotonic()
@@ -289,7 +292,7 @@ def wait_until_drained(remaining: Callable[[], int], total: int, what: str, proc
         for child in processes:
             if not child.alive():
                 raise ScenarioFailed(f"{what}: a child process exited: {child.output_tail()}")
-        time.sleep(interval)
+        time.sleep(interval if left > total / 10 else interval / 10)
 
 
 def start_rq_workers(bench_stack: Stack, worker_args: Callable[[int], list[str]], count: int,
