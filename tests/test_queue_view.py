@@ -28,18 +28,29 @@ def waiting_message(endpoint: Endpoint, *, due: dt.datetime, status: str = RESEN
     return message
 
 
+def queue_row(page: str, endpoint: Endpoint) -> str:
+    start = page.index(f'id="queue-{endpoint.id}"')
+    return page[start:page.index("</tr>", start)]
+
+
 def test_queue_lists_what_waits_per_endpoint_and_why(operator):
     busy = make_endpoint("http://127.0.0.1:9/a", name="Busy")
     make_endpoint("http://127.0.0.1:9/b", name="Idle")
     later = utcnow() + dt.timedelta(hours=1)
     waiting_message(busy, due=later)
     waiting_message(busy, due=later + dt.timedelta(minutes=5), status=QUEUED, attempts=0)
+    far = make_endpoint("http://127.0.0.1:9/c", name="Far")
+    in_two_days = utcnow() + dt.timedelta(days=2)
+    waiting_message(far, due=in_two_days)
 
     page = operator.get("/queue").get_data(as_text=True)
-    row = page[page.index(f'id="queue-{busy.id}"'):page.index("</tr>", page.index(f'id="queue-{busy.id}"'))]
+    row = queue_row(page, busy)
     assert "<strong>2</strong>" in row and "(1 retrying)" in row and "3 min old" in row
-    assert f"retry 2 of 5 at {later:%H:%M:%S} UTC" in row, "why: the reason of the message tried next"
+    # A time of today reads as the clock; of another day (an hour from 23:30 is tomorrow), with its date.
+    at = f"{later:%H:%M:%S} UTC" if later.date() == utcnow().date() else f"{later:%Y-%m-%d %H:%M} UTC"
+    assert f"retry 2 of 5 at {at}" in row, "why: the reason of the message tried next"
     assert "Try now" in row and "Pause deliveries" in row
+    assert f"retry 2 of 5 at {in_two_days:%Y-%m-%d %H:%M} UTC" in queue_row(page, far)
     assert "none" in page[page.index("Idle"):]
 
 
