@@ -16,6 +16,10 @@ ends with the lines other tools read:
     worker_rss_growth_ratio X          a worker's RSS after 100,000 deliveries / after the first 10,000
     emit_http_batch_events_per_s X     one client posting lists of 500 events over HTTP
 
+A ratio whose two sides ran in turns (the ceilings and the product on the fast receiver, 3 turns in
+a full run) is the median of its per-turn ratios, each taken from two runs made one after the other
+(the per-turn ratios and the ratio of the medians go to stderr).
+
 Per database, ``dashboard_<sqlite|postgresql>_ms`` (target < 100) and its neighbours come
 from bench/dashboard.py: 10 million messages (50,000 and 7 days of per-minute rollups with --quick).
 
@@ -172,6 +176,7 @@ class Report:
 
     def __init__(self) -> None:
         self.figures: dict[str, Figure] = {}
+        self.turns: dict[str, list[float | None]] = {}  # each figure per turn of run_alternating (None: failed)
         self.lines: list[str] = []
         self.started = time.monotonic()
         self.started_at = dt.datetime.now(dt.timezone.utc)
@@ -185,21 +190,41 @@ class Report:
         Taking turns puts the two sides of a ratio next to each other in time,
         so a neighbour's load on this shared machine hits both alike.
         """
-        runs: dict[str, list[list[Figure]]] = {label: [] for label, _ in labelled}
+        runs: dict[str, list[list[Figure] | None]] = {label: [] for label, _ in labelled}
         for attempt in range(repeat):
             for label, scenario in labelled:
                 note(f"{self.elapsed()} {label}" + (f" (run {attempt + 1} of {repeat})" if repeat > 1 else ""))
                 try:
                     runs[label].append(scenario())
                 except Exception as exc:  # noqa: BLE001 - one failed scenario must not end the run
+                    runs[label].append(None)
                     note(f"{label} FAILED: {exc}")
                     traceback.print_exc(file=sys.stderr)
         for label, label_runs in runs.items():
-            if len(label_runs) > 1:
+            finished = [run for run in label_runs if run is not None]
+            if len(finished) > 1:
                 note(f"{label} runs: " + "; ".join(", ".join(f"{format_value(f.value)}" for f in run)
-                                                    for run in label_runs))
-            for figure in median_figures(label_runs):
+                                                    for run in finished))
+            self.keep_turns(label_runs)
+            for figure in median_figures(finished):
                 self.add(figure)
+
+    def keep_turns(self, label_runs: list[list[Figure] | None]) -> None:
+        for name in {figure.name for run in label_runs if run for figure in run}:
+            self.turns[name] = [next((f.value for f in run if f.name == name), None) if run else None
+                                for run in label_runs]
+
+    def paired_ratio(self, name: str, other: str) -> float:
+        """``name`` / ``other``: the median of the ratios of the runs made in the same turn when both
+        were run in turns (next to each other in time, so a slow minute of the machine hits both sides of
+        a pair), else the ratio of the two medians."""
+        mine, theirs = self.turns.get(name, []), self.turns.get(other, [])
+        pairs = [a / b for a, b in zip(mine, theirs) if a is not None and b]
+        if len(mine) > 1 and len(mine) == len(theirs) and pairs:
+            note(f"{name} / {other} per turn: " + ", ".join(f"{ratio:.2f}" for ratio in pairs)
+                 + f"; ratio of the medians {self.value(name) / self.value(other):.2f}")
+            return statistics.median(pairs)
+        return self.value(name) / self.value(other)
 
     def add(self, figure: Figure) -> None:
         self.figures[figure.name] = figure
@@ -319,8 +344,9 @@ def run_bad_days(report: Report, plan: Plan, database: DatabaseKind, fast_url: s
 def print_ratios(report: Report, database: DatabaseKind) -> None:
     """The four closing lines: 2 workers, fast receiver (slow for the last), ``database``."""
     db = database.label
-    product = report.value(f"product_batch_on_fast_w2_{db}")
-    report.emit(f"ratio_vs_ceiling {format_ratio(product / report.value('ceiling_w2'))}")
+    product_name = f"product_batch_on_fast_w2_{db}"
+    product = report.value(product_name)
+    report.emit(f"ratio_vs_ceiling {format_ratio(report.paired_ratio(product_name, 'ceiling_w2'))}")
     report.emit(f"ratio_vs_rq_per_message {format_ratio(product / report.value(f'baseline_rq_w2_{db}'))}")
     report.emit(f"ratio_vs_celery {format_ratio(product / report.value(f'baseline_celery_w2_{db}'))}")
     report.emit(f"slow_receiver_deliveries_per_s {format_value(report.value(f'product_batch_on_slow_w2_{db}'))}")
@@ -329,9 +355,9 @@ def print_ratios(report: Report, database: DatabaseKind) -> None:
     report.emit("fanout_1000_endpoints_deliveries_per_s "
                 f"{format_value(report.value(f'fanout_1000_endpoints_{default}'))}")
     report.emit(f"retry_gap_max_error_s {format_value(report.value(f'retry_gap_max_error_s_{default}'))}")
-    report.emit(f"ratio_vs_urllib3_ceiling {format_ratio(product / report.value('ceiling_urllib3_w2'))}")
+    report.emit(f"ratio_vs_urllib3_ceiling {format_ratio(report.paired_ratio(product_name, 'ceiling_urllib3_w2'))}")
     for scenario, suffix in (("batch_on_fast", ""), ("batch_off_fast", "_batch_off")):
-        ratio = report.value(f"product_{scenario}_w2_pg") / report.value(f"product_{scenario}_w2_sqlite")
+        ratio = report.paired_ratio(f"product_{scenario}_w2_pg", f"product_{scenario}_w2_sqlite")
         report.emit(f"ratio_pg_vs_sqlite{suffix} {format_ratio(ratio)}")
     report.emit(f"worker_rss_growth_ratio {format_value(report.value('worker_rss_growth_ratio'))}")
     report.emit(f"emit_http_batch_events_per_s {format_value(report.value(f'emit_http_batch_{db}'))}")
