@@ -67,7 +67,7 @@ def test_the_migration_drops_them_on_postgresql_and_its_downgrade_puts_them_back
 
 
 def test_no_write_of_the_product_leaves_a_message_without_its_event_or_endpoint(app):
-    """Emits (to many endpoints at once), a resend, an endpoint deleted with messages waiting, and the
+    """Emits (each event to two endpoints), a resend, an endpoint deleted with messages waiting, and the
     retention purge, which deletes an event only once no message points at it."""
     kept, deleted = (make_endpoint("http://127.0.0.1:9/"), make_endpoint("http://127.0.0.1:9/"))
     events = emit_many([("checkout", f"c{i}", {"i": i}) for i in range(20)])
