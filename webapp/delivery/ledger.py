@@ -8,9 +8,12 @@ whole batch of lanes, which is what lets one event reach 1,000 endpoints in
 about a second.
 
 DESIGN: within a transaction the work runs in a fixed order - message and
-attempt rows (ours alone), then rollups and endpoint rows sorted by key, then
-releases and renewals, then claims (SKIP LOCKED) - so two processes'
-transactions rarely wait on each other in opposite orders; if a transaction
+attempt rows (ours alone), then endpoint rows sorted by key, then releases and
+renewals, then claims (SKIP LOCKED), then rollups sorted by key - so two
+processes' transactions rarely wait on each other in opposite orders. The
+rollups come last because every process adds to the same rows (an endpoint's
+minute, hour and day), and a row stays locked until the commit: taken last, the
+other process waits for our commit only, not for our claims too. If a transaction
 fails (a deadlock the database broke, a lost connection), each request is run
 again in a transaction of its own, so one bad request fails alone.
 """
@@ -206,7 +209,7 @@ class Ledger:
         if outcomes:
             written = records.record_many(conn, self.settings.owner, [r.payload[1] for r in outcomes],
                                           self.settings.policy, self.settings.max_retry_after)
-            healths = self._endpoint_updates(conn, outcomes, written, now)
+            results, healths = self._endpoint_updates(conn, outcomes, written, now)
             for r, decided in zip(outcomes, written):
                 answers[id(r)] = Recorded(decided.retry_times, healths.get(r.payload[0]))
         # Releases before the claims, which may want what they free.
@@ -222,10 +225,14 @@ class Ledger:
         if wanted:
             for r, claimed in zip(wanted, self._claims(conn, [r.payload for r in wanted], now)):
                 answers[id(r)] = claimed
+        if outcomes:
+            rollups.add_stats(conn, results, self.settings.policy)
         return [answers[id(r)] for r in batch]
 
-    def _endpoint_updates(self, conn: Connection, records: list[_Request], written: list, now) -> dict[int, Health]:
-        """Rollups and health per endpoint, in endpoint order (see DESIGN above)."""
+    def _endpoint_updates(self, conn: Connection, records: list[_Request], written: list,
+                          now) -> tuple[dict[int, list], dict[int, Health]]:
+        """Health per endpoint, in endpoint order (see DESIGN above); the results per endpoint, in
+        endpoint order, for the rollups at the end of the transaction."""
         results: dict[int, list] = defaultdict(list)
         signals: dict[int, list] = defaultdict(list)
         known: dict[int, Health] = {}
@@ -234,7 +241,6 @@ class Ledger:
             results[endpoint_id].extend(pairs)
             signals[endpoint_id].extend(decided.signals)
             known.setdefault(endpoint_id, health)
-        rollups.add_stats(conn, dict(sorted(results.items())), self.settings.policy)
         healths = {}
         for endpoint_id in sorted(results):
             delta = rules.change(sorted(signals[endpoint_id], key=lambda item: item.at))
@@ -243,7 +249,7 @@ class Ledger:
                     and health.retry_after_until is None:
                 continue  # the usual case, a healthy endpoint answering 2xx: nothing to write
             healths[endpoint_id] = health_records.apply_health(conn, endpoint_id, delta, now, self.settings.disable_after)
-        return healths
+        return dict(sorted(results.items())), healths
 
     def _claims(self, conn: Connection, wanted: list[tuple[int, int]], now) -> list[Claimed]:
         """Every claim of the cycle: endpoints read at once, in-order leases taken at once."""
