@@ -24,7 +24,7 @@ from webapp.delivery.health import FAILURES_BEFORE_FAILING
 
 from .receivers import failing_receiver, hanging_receiver
 from .scenarios import (
-    pending_messages,
+    messages_left,
     percentile,
     product_app,
     scalar,
@@ -130,7 +130,7 @@ def fanout(database: DatabaseKind, fast_url: str, *, name: str, workers: int = 1
         with children(start_product_workers(bench_stack, workers)) as processes:
             started = time.monotonic()
             emit(*sample_event(0))
-            finished = wait_until_drained(pending_messages, FANOUT_ENDPOINTS, name, processes)
+            finished = wait_until_drained(messages_left(FANOUT_ENDPOINTS), FANOUT_ENDPOINTS, name, processes)
     return [Figure(name, FANOUT_ENDPOINTS / (finished - started), "deliveries/s")]
 
 

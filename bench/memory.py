@@ -13,7 +13,7 @@ from .scenarios import (
     FAST_THREADS,
     add_endpoint,
     emit_in_chunks,
-    pending_messages,
+    messages_left,
     product_app,
     require_all_done,
     start_product_workers,
@@ -36,10 +36,10 @@ def rss_growth(database: DatabaseKind, receiver_url: str, *, first: int, total: 
         with children(start_product_workers(bench_stack, 1)) as processes:
             pid = processes[0].process.pid
             emit_in_chunks(first)
-            wait_until_drained(pending_messages, first, name, processes)
+            wait_until_drained(messages_left(first), first, name, processes)
             after_first = rss_mib(pid)
             emit_in_chunks(total - first)
-            wait_until_drained(pending_messages, total - first, name, processes)
+            wait_until_drained(messages_left(total), total - first, name, processes)
             after_all = rss_mib(pid)
         require_all_done(total, name)
     return [Figure(f"worker_rss_after_{first}_mib", after_first, "MiB"),
