@@ -16,7 +16,7 @@ from collections import Counter
 import yappi
 
 from .receivers import fast_receiver
-from .scenarios import add_endpoint, messages_left, product_app
+from .scenarios import add_endpoint, ended_messages, product_app
 from .stack import database_kind_for, stack
 
 # First match wins.
@@ -61,8 +61,7 @@ def profile(count: int, endpoints: int, database_url: str, threads: int = 1, onl
             yappi.stop()
             engine.stop()
         elapsed = time.monotonic() - started
-        left = messages_left(count * endpoints)()
-    deliveries = count * endpoints - left
+        deliveries = ended_messages()
     stats = yappi.get_func_stats()
     totals = Counter()
     for stat in stats:
