@@ -145,17 +145,27 @@ class Event(db.Model):
         return json.loads(self.data_json)
 
 
-# A message's event and endpoint: foreign keys the database enforces on SQLite only. PostgreSQL checks
-# a foreign key with a query per inserted row (a trigger): at an emit of 1,000 events those two checks
-# were about 40 % of the message INSERT (52 -> 30 ms without them), on the server every delivery
-# competes with. What writes messages keeps both true: an emit (domain.events.record) and the Test
-# button (delivery.try_endpoint) write the event in the same transaction, a resend copies the event of
-# a message that exists; endpoints are never deleted (only marked deleted_at), and retention deletes
-# an event only once no message points at it. SQLite checks them in this process at no cost we could
-# measure, so it keeps them; the ORM's joins read them from here on both. Migration 0008 drops them.
+# References the database enforces on SQLite only. PostgreSQL checks a foreign key with a query per
+# inserted row (a trigger), and each check also locks the referenced row, on the server every delivery
+# competes with. A message's event and endpoint: at an emit of 1,000 events those two checks were about
+# 40 % of the message INSERT (52 -> 30 ms without them). An attempt's and a pending row's message: with
+# both checks dropped, a drain of 20,000 messages ran x1.05-1.12 faster with queue batches on and
+# x1.00-1.17 in order (bench/NOTES.md). What writes these rows keeps the references true: an emit
+# (domain.events.record) writes the event, its messages and their pending rows in one transaction, the
+# Test button (delivery.try_endpoint) the event, its message and the attempt; a resend copies the event
+# of a message that exists; a worker writes an attempt for a message it holds a lease on; endpoints are
+# never deleted (only marked deleted_at); retention (domain.logbook.retention) deletes a message's
+# attempts and pending row with it, leaves a message a worker holds, and deletes an event only once no
+# message points at it. SQLite checks them in this process at no
+# cost we could measure, so it keeps them; the ORM's joins read them from here on both. Migrations 0008
+# (event, endpoint) and 0009 (attempt, pending row) drop them on PostgreSQL.
+def sqlite_only_reference(column: str, target: str, **options) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint([column], [target], **options).ddl_if(dialect="sqlite")
+
+
 MESSAGE_REFERENCES = (
-    ForeignKeyConstraint(["event_id"], ["event.id"], ondelete="CASCADE").ddl_if(dialect="sqlite"),
-    ForeignKeyConstraint(["endpoint_id"], ["endpoint.id"]).ddl_if(dialect="sqlite"),
+    sqlite_only_reference("event_id", "event.id", ondelete="CASCADE"),
+    sqlite_only_reference("endpoint_id", "endpoint.id"),
 )
 
 
@@ -244,8 +254,8 @@ class PendingMessage(db.Model):
     messages or sorted the whole backlog on every claim.
     """
 
-    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("message.id", ondelete="CASCADE"), primary_key=True,
-                                            autoincrement=False)
+    # references message.id (see MESSAGE_REFERENCES)
+    message_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     endpoint_id: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
     is_retry: Mapped[bool] = mapped_column(Boolean, default=False)  # the message's status is resent
@@ -254,6 +264,7 @@ class PendingMessage(db.Model):
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
+        sqlite_only_reference("message_id", "message.id", ondelete="CASCADE"),
         # A claim walks one endpoint's pending messages oldest first and stops after LIMIT rows.
         Index("ix_pending_message_endpoint", "endpoint_id", "message_id"),
         # Renewals (a worker's leases) and the sweep (expired ones) look only at what is leased.
@@ -336,7 +347,7 @@ class StatsDay(_DeliveryStats, db.Model):
 
 class Attempt(db.Model):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(BigId, index=True)  # references message.id (see MESSAGE_REFERENCES)
     number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
@@ -349,6 +360,8 @@ class Attempt(db.Model):
     response_body: Mapped[str] = mapped_column(Text, default="")
     response_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (sqlite_only_reference("message_id", "message.id", ondelete="CASCADE"),)
 
     @property
     def request_headers(self) -> list[list[str]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, select
 
 from ...extensions import db
-from ...storage.models import Attempt, Event, Message, utcnow
+from ...storage.models import Attempt, Event, Message, PendingMessage, utcnow
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,13 @@ def purge(older_than_days: int, batch_size: int = 1000) -> PurgeReport:
     cutoff = utcnow() - dt.timedelta(days=older_than_days)
     messages = attempts = events = 0
     # Each batch is chosen by a subquery, not sent back as a list of ids (storage/id_lists.py says why).
-    oldest = select(Message.id).where(Message.created_at < cutoff).order_by(Message.id).limit(batch_size)
+    # A message a worker holds right now waits for the next purge: its attempt is about to be written.
+    held = exists().where(PendingMessage.message_id == Message.id, PendingMessage.lease_owner.is_not(None))
+    oldest = select(Message.id).where(Message.created_at < cutoff, ~held).order_by(Message.id).limit(batch_size)
     while True:
+        # The database cascades these on SQLite only (MESSAGE_REFERENCES in storage/models.py).
         attempts += db.session.execute(delete(Attempt).where(Attempt.message_id.in_(oldest))).rowcount
+        db.session.execute(delete(PendingMessage).where(PendingMessage.message_id.in_(oldest)))
         db.session.execute(
             Message.__table__.update().where(Message.resend_of_id.in_(oldest)).values(resend_of_id=None)
         )
