@@ -178,6 +178,22 @@ def test_no_statement_of_the_ledger_is_compiled_however_costly_its_penalties_mak
     assert "JIT" not in explained, explained["JIT"]
 
 
+def test_only_the_ledger_commits_without_waiting_for_the_flush_and_its_setting_stays_in_its_transaction(app):
+    """An emit's commit, the next transaction on the ledger's own pooled connection, and the app's
+    session keep PostgreSQL's synchronous commit (see COMMIT_WITHOUT_FLUSH)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's (SQLite's: synchronous=NORMAL for every transaction)")
+    ledger = ledger_of(app)
+    ledger.sql_engine.dispose()  # one pooled connection: the next transaction gets the same one
+    with ledger.transaction() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    with ledger.sql_engine.begin() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == backend
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+    assert db.session.scalar(text("SHOW synchronous_commit")) == "on"
+
+
 def test_recording_a_batch_finds_each_pending_row_by_key_not_by_comparing_it_with_every_lease(app):
     """On PostgreSQL, with statistics taken before the leases, the planner read the worker's leased rows
     through their small index and compared each with every outcome of the batch (200 x 200)."""

@@ -156,9 +156,9 @@ class Event(db.Model):
 # of a message that exists; a worker writes an attempt for a message it holds a lease on; endpoints are
 # never deleted (only marked deleted_at); retention (domain.logbook.retention) deletes a message's
 # attempts and pending row with it, leaves a message a worker holds, and deletes an event only once no
-# message points at it. SQLite checks them in this process at no
-# cost we could measure, so it keeps them; the ORM's joins read them from here on both. Migrations 0008
-# (event, endpoint) and 0009 (attempt, pending row) drop them on PostgreSQL.
+# message points at it. SQLite checks them in this process at no cost we could measure, so it keeps
+# them; the ORM's joins read them from here on both. Migrations 0008 (event, endpoint) and 0009
+# (attempt, pending row) drop them on PostgreSQL.
 def sqlite_only_reference(column: str, target: str, **options) -> ForeignKeyConstraint:
     return ForeignKeyConstraint([column], [target], **options).ddl_if(dialect="sqlite")
 
