@@ -179,12 +179,12 @@ def test_no_statement_of_the_ledger_is_compiled_however_costly_its_penalties_mak
 
 
 def test_only_the_ledger_commits_without_waiting_for_the_flush_and_its_setting_stays_in_its_transaction(app):
-    """An emit's commit, the next transaction on the ledger's own pooled connection, and the app's
-    session keep PostgreSQL's synchronous commit (see COMMIT_WITHOUT_FLUSH)."""
+    """The next transaction on the ledger's own pooled connection, and the app's session (where emits
+    and resends commit), keep PostgreSQL's synchronous commit (see COMMIT_WITHOUT_FLUSH)."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("synchronous_commit is PostgreSQL's (SQLite's: synchronous=NORMAL for every transaction)")
     ledger = ledger_of(app)
-    ledger.sql_engine.dispose()  # one pooled connection: the next transaction gets the same one
+    ledger.sql_engine.dispose()  # an empty pool: both transactions below get the connection the first opens
     with ledger.transaction() as conn:
         backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"

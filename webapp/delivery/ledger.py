@@ -62,6 +62,7 @@ KEYED_PLANS_ONLY = "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;
 # not the ledger's and stay synchronous. In order, with the fast receiver: x1.10 in the median of eight
 # pairs (bench/NOTES.md, "In order on PostgreSQL, after the keys went").
 COMMIT_WITHOUT_FLUSH = "SET LOCAL synchronous_commit = off"
+LEDGER_SETTINGS = f"{KEYED_PLANS_ONLY}; {COMMIT_WITHOUT_FLUSH}"  # sent once at the start of each transaction
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class Ledger:
         turn: storage/writer_turns.py)."""
         with turn_of(self._turns), self.sql_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"{KEYED_PLANS_ONLY}; {COMMIT_WITHOUT_FLUSH}")
+                conn.exec_driver_sql(LEDGER_SETTINGS)
             yield conn
 
     def _write(self, batch: list[_Request]) -> None:
