@@ -161,6 +161,17 @@ class Lane:
             self._release_endpoint()
             self.engine.lane_done(self.state, final=True)
 
+    def claim_first(self) -> Future:
+        """Ask for the lane's first batch before its thread starts (``Engine._launch``)."""
+        future, wanted = self._ask()
+        self.ahead.append((future, wanted))
+        return future
+
+    def abandon(self) -> None:
+        """The engine stopped before this lane's thread could start: what it claimed goes back."""
+        self._release_endpoint()
+        self.engine.lane_done(self.state, final=True)
+
     def _one_batch(self) -> bool | None:
         """Claim and send one batch; False when there is nothing more to send now, None when this
         lane left the endpoint's other lanes to it."""
@@ -228,6 +239,7 @@ class Lane:
                 claimed: Claimed = future.result()
             except Exception:  # noqa: BLE001 - logged by the ledger; any lease expires and the sweep recovers it
                 continue
+            self.holds_order = self.holds_order or claimed.holds_order  # released by _release_endpoint
             if claimed.messages:
                 self.engine.ledger.give_back([content.message_id for content in claimed.messages])
 
