@@ -157,7 +157,7 @@ class Engine:
         lane.claim_first().add_done_callback(lambda _: self._start(lane))
 
     def _start(self, lane: Lane) -> None:
-        """In the ledger's thread, as the lane's first claim is answered."""
+        """As the lane's first claim is answered: in the ledger's thread (or at once, had it been already)."""
         try:
             self.pool.submit(lane.work)
         except RuntimeError:  # the pool has shut down: the engine stops

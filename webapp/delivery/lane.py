@@ -158,8 +158,7 @@ class Lane:
                     return
         except Exception:  # noqa: BLE001 - a lane must never take the worker down
             log.exception("lane of endpoint %s stopped", self.state.endpoint_id)
-            self._release_endpoint()
-            self.engine.lane_done(self.state, final=True)
+            self.abandon()
 
     def claim_first(self) -> Future:
         """Ask for the lane's first batch before its thread starts (``Engine._launch``)."""
@@ -168,7 +167,8 @@ class Lane:
         return future
 
     def abandon(self) -> None:
-        """The engine stopped before this lane's thread could start: what it claimed goes back."""
+        """The lane stops for good (it failed, or the engine stopped before its thread could start):
+        what it holds goes back."""
         self._release_endpoint()
         self.engine.lane_done(self.state, final=True)
 
